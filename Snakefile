@@ -1,0 +1,33 @@
+# atomloc: atom-column localisation benchmark for HAADF-STEM image series.
+# Run: snakemake --cores 2   (see README.md)
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/align.smk"
+include: "workflow/rules/label.smk"
+include: "workflow/rules/infer.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+
+
+localrules:
+    all,
+    tables,
+    figure_detections,
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

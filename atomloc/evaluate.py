@@ -1,0 +1,103 @@
+"""Scoring of a method's positions on every frame of a series, against the truth
+the simulator stored and against the reference labels."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from atomloc.errors import AtomlocInputError
+from atomloc.io import read_positions, read_series
+from atomloc.metrics import score_detections
+
+
+def truth_positions(series: dict, frame: int, kinds: Sequence[str] | None = None) -> np.ndarray:
+    """True (x, y) pixel positions of ``frame``, optionally only columns of the given kinds."""
+    truth = series["truth"]
+    keep = np.ones(truth["x"].shape[1], bool) if not kinds else np.isin(truth["kind"], list(kinds))
+    return np.column_stack([truth["x"][frame][keep], truth["y"][frame][keep]])
+
+
+def _frame_of(path: str | os.PathLike) -> int:
+    stem = Path(path).name.split(".")[0]
+    if not stem.isdigit():
+        raise AtomlocInputError(f"{path}: expected a file named <frame>.csv / <frame>.json")
+    return int(stem)
+
+
+def evaluate_series(series_path, labels_path, positions_paths: Sequence, timing_paths: Sequence = (),
+                    match_radius_frac: float = 0.3, border_frac: float = 0.5,
+                    truth_kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    """Score per-frame positions against the truth (where stored) and the reference labels.
+
+    Parameters
+    ----------
+    series_path : path-like
+        Series HDF5 (frames, attributes, ``truth`` group).
+    labels_path : path-like
+        Reference labels CSV with a ``frame`` column (``reference_label`` rule).
+    positions_paths : sequence of path-like
+        One positions CSV per frame, named ``<frame>.csv``.
+    timing_paths : sequence of path-like
+        Optional ``<frame>.json`` with ``seconds`` spent in ``locate``.
+    match_radius_frac, border_frac : float
+        See :func:`atomloc.metrics.score_detections`.
+    truth_kinds : sequence of str, optional
+        Column kinds scored in the truth (default: all).
+
+    Returns
+    -------
+    DataFrame
+        One row per (frame, reference) with the fields of
+        :class:`atomloc.metrics.DetectionScore`, ``dose_e_per_A2`` and ``time_ms``.
+    """
+    series = read_series(series_path)
+    shape = series["frames"].shape[1:]
+    px_pm = float(series["attrs"]["pixel_size_pm"])
+    labels = read_positions(labels_path)
+    times = {}
+    for p in timing_paths:
+        times[_frame_of(p)] = 1000.0 * float(json.loads(Path(p).read_text())["seconds"])
+    rows = []
+    for path in positions_paths:
+        frame = _frame_of(path)
+        pred = read_positions(path)[["x", "y"]].to_numpy()
+        refs = {"labels": labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy()}
+        if "truth" in series:
+            refs = {"truth": truth_positions(series, frame, truth_kinds), **refs}
+        for ref_name, ref in refs.items():
+            score = score_detections(pred, ref, shape, match_radius_frac, border_frac, pixel_size_pm=px_pm)
+            row = {"dataset": Path(series_path).stem, "frame": frame, "reference": ref_name, **score.as_dict()}
+            if "dose_e_per_A2" in series:
+                row["dose_e_per_A2"] = float(series["dose_e_per_A2"][frame])
+            row["time_ms"] = times.get(frame, np.nan)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluate_labels(series_path, aligned_path, labels_path, match_radius_frac: float = 0.3,
+                    border_frac: float = 0.5, truth_kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    """Score the reference labels against the truth: on the reference frame itself
+    (``reference_frame``) and after rigid transfer to every other frame (``rigid_transfer``).
+    """
+    series = read_series(series_path)
+    if "truth" not in series:
+        return pd.DataFrame()
+    aligned = read_series(aligned_path)
+    ref_index = int(aligned["attrs"]["reference_index"])
+    labels = read_positions(labels_path)
+    shape = series["frames"].shape[1:]
+    px_pm = float(series["attrs"]["pixel_size_pm"])
+    rows = []
+    for frame in range(len(series["frames"])):
+        pred = labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy()
+        score = score_detections(pred, truth_positions(series, frame, truth_kinds), shape, match_radius_frac,
+                                 border_frac, pixel_size_pm=px_pm)
+        rows.append({"dataset": Path(series_path).stem, "frame": frame,
+                     "labels": "reference_frame" if frame == ref_index else "rigid_transfer", **score.as_dict()})
+    return pd.DataFrame(rows)

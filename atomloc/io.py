@@ -1,0 +1,292 @@
+"""Reading and writing images, position tables and image series.
+
+File contracts (see DESIGN.md):
+
+* Positions: one CSV per image, columns ``x, y`` (pixels; ``x`` = column index,
+  ``y`` = row index, centre of pixel (0, 0) at (0.0, 0.0)) and optional
+  ``score, sigma, element``.
+* Image series: one HDF5 file per region with ``frames`` float32 ``[n, H, W]``,
+  attributes for pixel size, material, simulator and seed, per-frame arrays and a
+  ``truth`` group with the true column positions where known.
+
+Every writer writes to a temporary file beside the target and renames it into
+place, so a failure never leaves a partial output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from atomloc.errors import AtomlocInputError
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".npy")
+POSITION_COLUMNS = ("x", "y")
+OPTIONAL_POSITION_COLUMNS = ("score", "sigma", "element")
+CSV_FLOAT_FORMAT = "%.5f"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary file is removed if the body raises, so no partial output
+    survives.  The suffix of ``path`` is kept so that libraries choosing a format
+    from the suffix behave as for the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def validate_image(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Check that ``image`` is a usable 2-D grey image and return it as float64.
+
+    Parameters
+    ----------
+    image : ndarray
+        Candidate image.
+    name : str
+        File or variable name used in error messages.
+
+    Raises
+    ------
+    AtomlocInputError
+        If the image is not 2-D, is smaller than 8 x 8 pixels, has a non-numeric
+        dtype, contains NaN or infinity, or is constant.
+    """
+    arr = np.asarray(image)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise AtomlocInputError(f"{name}: unsupported dtype {arr.dtype}; expected integer or float pixels")
+    if arr.ndim != 2:
+        raise AtomlocInputError(f"{name}: expected a 2-D grey image, got shape {arr.shape}")
+    if min(arr.shape) < 8:
+        raise AtomlocInputError(f"{name}: image of shape {arr.shape} is too small (minimum 8 x 8 pixels)")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise AtomlocInputError(f"{name}: image contains {n_bad} NaN or infinite pixels")
+    if np.ptp(arr) == 0:
+        raise AtomlocInputError(f"{name}: image is constant (every pixel = {arr.flat[0]:g}); nothing to locate")
+    return arr
+
+
+def _to_grey(arr: np.ndarray, name: str) -> np.ndarray:
+    """Convert an (H, W), (H, W, 3) or (H, W, 4) array to (H, W)."""
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        rgb = arr[..., :3].astype(np.float64)
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            return rgb[..., 0]
+        # ITU-R BT.709 luminance, as skimage.color.rgb2gray
+        return rgb @ np.array([0.2125, 0.7154, 0.0721])
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        return arr[..., 0]
+    if arr.ndim == 2:
+        return arr
+    raise AtomlocInputError(f"{name}: expected a grey or RGB image, got array of shape {arr.shape}")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a single 2-D image and return it as a float64 grey array.
+
+    Supported: ``.tif``/``.tiff`` (tifffile), ``.png``/``.bmp`` (Pillow; 8- or
+    16-bit, grey, RGB or RGBA converted to grey) and ``.npy`` (no pickles).
+
+    Parameters
+    ----------
+    path : path-like
+        Image file.
+
+    Returns
+    -------
+    ndarray of float64, shape (H, W)
+        Pixel values as stored (no rescaling).
+
+    Raises
+    ------
+    AtomlocInputError
+        If the file is missing, has an unsupported suffix, cannot be decoded
+        (truncated or corrupt) or fails :func:`validate_image`.
+    """
+    path = Path(path)
+    name = str(path)
+    if not path.is_file():
+        raise AtomlocInputError(f"{name}: file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        elif suffix in (".png", ".bmp"):
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("P", "PA"):
+                    im = im.convert("RGBA" if "A" in im.mode else "RGB")
+                elif im.mode in ("LA",):
+                    im = im.convert("L")
+                arr = np.array(im)
+        elif suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            raise AtomlocInputError(
+                f"{name}: unsupported image format {suffix!r}; expected one of {', '.join(IMAGE_SUFFIXES)}"
+            )
+    except AtomlocInputError:
+        raise
+    except Exception as exc:  # decoder errors differ per library; report them uniformly
+        raise AtomlocInputError(f"{name}: cannot read image ({type(exc).__name__}: {exc})") from exc
+    arr = np.squeeze(np.asarray(arr)) if np.asarray(arr).ndim > 3 else np.asarray(arr)
+    return validate_image(_to_grey(arr, name), name)
+
+
+def write_positions(path: str | os.PathLike, positions: pd.DataFrame) -> None:
+    """Write a positions table (``x, y`` and optional columns) atomically as CSV.
+
+    Floats are written with a fixed format so that equal inputs give equal bytes.
+    """
+    missing = [c for c in POSITION_COLUMNS if c not in positions.columns]
+    if missing:
+        raise ValueError(f"positions for {path} lack columns {missing}")
+    with atomic_path(path) as tmp:
+        positions.to_csv(tmp, index=False, float_format=CSV_FLOAT_FORMAT)
+
+
+def read_positions(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a positions CSV written by :func:`write_positions`.
+
+    Raises
+    ------
+    AtomlocInputError
+        If the file is missing, unreadable, lacks ``x``/``y`` or holds NaN positions.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AtomlocInputError(f"{path}: positions file not found")
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise AtomlocInputError(f"{path}: positions file is empty (no header)") from exc
+    except Exception as exc:
+        raise AtomlocInputError(f"{path}: cannot read positions ({type(exc).__name__}: {exc})") from exc
+    missing = [c for c in POSITION_COLUMNS if c not in df.columns]
+    if missing:
+        raise AtomlocInputError(f"{path}: positions file lacks columns {missing}")
+    if df[list(POSITION_COLUMNS)].isna().any().any():
+        raise AtomlocInputError(f"{path}: positions file holds NaN coordinates")
+    return df
+
+
+def write_series(path: str | os.PathLike, frames: np.ndarray, attrs: Mapping, arrays: Mapping | None = None,
+                 truth: Mapping | None = None) -> None:
+    """Write an image series to HDF5 atomically and byte-reproducibly.
+
+    Parameters
+    ----------
+    path : path-like
+        Output ``.h5`` file.
+    frames : ndarray, shape (n, H, W)
+        Frames; stored as float32 in dataset ``frames``.
+    attrs : mapping
+        File attributes (``pixel_size_pm``, ``material``, ``simulator``, ``seed`` ...).
+    arrays : mapping of str to ndarray, optional
+        Per-frame arrays stored as top-level datasets (e.g. ``dose_e_per_A2`` [n],
+        ``drift_px`` [n, 2] as (x, y)).
+    truth : mapping of str to ndarray, optional
+        Stored in group ``truth`` (``x``, ``y`` [n, m] pixels; ``element``, ``kind`` [m]).
+    """
+    import h5py
+
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 3:
+        raise ValueError(f"{path}: frames must be [n, H, W], got shape {frames.shape}")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", track_order=False) as f:
+            f.create_dataset("frames", data=frames, track_times=False)
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            for key, value in (arrays or {}).items():
+                f.create_dataset(key, data=_h5_array(value), track_times=False)
+            if truth is not None:
+                g = f.create_group("truth", track_order=False)
+                for key, value in truth.items():
+                    g.create_dataset(key, data=_h5_array(value), track_times=False)
+
+
+def _h5_array(value) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind in ("U", "O"):
+        return arr.astype("S")
+    return arr
+
+
+def _decode(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "S":
+        return arr.astype(str)
+    return arr
+
+
+def read_series(path: str | os.PathLike) -> dict:
+    """Read a series written by :func:`write_series`.
+
+    Returns
+    -------
+    dict
+        ``frames`` (float32 [n, H, W]), ``attrs`` (dict), every other top-level
+        dataset by name, and ``truth`` (dict of arrays) when present.
+
+    Raises
+    ------
+    AtomlocInputError
+        If the file is missing, not HDF5, lacks ``frames``, or the frames are not
+        [n, H, W] or hold NaN.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise AtomlocInputError(f"{path}: series file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            if "frames" not in f:
+                raise AtomlocInputError(f"{path}: series file has no 'frames' dataset")
+            out = {"attrs": {k: _attr(v) for k, v in f.attrs.items()}}
+            for key, obj in f.items():
+                if isinstance(obj, h5py.Dataset):
+                    out[key] = _decode(obj[()])
+            if "truth" in f:
+                out["truth"] = {k: _decode(v[()]) for k, v in f["truth"].items()}
+    except AtomlocInputError:
+        raise
+    except Exception as exc:
+        raise AtomlocInputError(f"{path}: cannot read series ({type(exc).__name__}: {exc})") from exc
+    frames = out["frames"]
+    if frames.ndim != 3:
+        raise AtomlocInputError(f"{path}: 'frames' must be [n, H, W], got shape {frames.shape}")
+    if not np.all(np.isfinite(frames)):
+        raise AtomlocInputError(f"{path}: 'frames' contains NaN or infinite pixels")
+    return out
+
+
+def _attr(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

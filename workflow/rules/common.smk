@@ -1,0 +1,84 @@
+# Helper functions shared by the rule files (no rules here).
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir)))
+
+from atomloc.errors import AtomlocInputError
+from atomloc.methods import get_method
+from atomloc.simulate import SeriesSpec
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_\-]*",
+    method=r"[A-Za-z0-9_]+",
+    frame=r"[0-9]+",
+
+
+def _check_config():
+    """Checks the JSON schema cannot express: method names and parameters, simulation ranges."""
+    for name, params in config["methods"].items():
+        get_method(name).resolve(params)
+    label = config["label"]
+    get_method(label["method"]).resolve(label["params"])
+    for name, spec in config["datasets"].items():
+        SeriesSpec.from_mapping(spec, name=f"datasets.{name}")
+    fig = config["figures"]
+    if fig["dataset"] and fig["dataset"] not in config["datasets"]:
+        raise AtomlocInputError(f"figures.dataset: {fig['dataset']!r} is not a key of datasets")
+
+
+_check_config()
+
+DATASETS = sorted(config["datasets"])
+METHODS = sorted(config["methods"])
+SCORING = config["evaluate"]
+
+
+def n_frames(dataset):
+    return int(config["datasets"][dataset]["n_frames"])
+
+
+def frames_of(dataset):
+    return list(range(n_frames(dataset)))
+
+
+def method_params(wildcards):
+    """The config parameters of one method: changing them reruns that method's jobs only."""
+    return dict(config["methods"][wildcards.method])
+
+
+def positions_of(kind):
+    """All per-frame position (or timing) files of one (method, dataset)."""
+
+    def inner(wildcards):
+        suffix = {"positions": "csv", "timing": "json"}[kind]
+        return [
+            f"results/positions/{wildcards.method}/{wildcards.dataset}/{frame}.{suffix}"
+            for frame in frames_of(wildcards.dataset)
+        ]
+
+    return inner
+
+
+def figure_dataset():
+    return config["figures"]["dataset"] or DATASETS[0]
+
+
+def figure_frame():
+    frame = int(config["figures"]["frame"])
+    if frame >= n_frames(figure_dataset()):
+        raise AtomlocInputError(
+            f"figures.frame: {frame} but dataset {figure_dataset()!r} has {n_frames(figure_dataset())} frames"
+        )
+    return frame
+
+
+def final_outputs():
+    tables = [
+        f"results/tables/{stem}.{ext}"
+        for stem in ("methods", "methods_vs_labels", "per_image", "labels")
+        for ext in ("csv", "md")
+    ]
+    figures = [f"results/figures/detections/{method}.png" for method in METHODS]
+    return tables + figures

@@ -1,0 +1,20 @@
+rule reference_label:
+    input:
+        aligned="results/aligned/{dataset}.h5",
+    output:
+        labels="results/labels/{dataset}.csv",
+    params:
+        method=config["label"]["method"],
+        params=config["label"]["params"],
+    log:
+        "results/logs/reference_label/{dataset}.log",
+    benchmark:
+        "results/benchmarks/reference_label/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/align.yaml"
+    script:
+        "../scripts/reference_label.py"
