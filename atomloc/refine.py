@@ -35,7 +35,7 @@ class GaussianFit:
         Fitted A and B in image units.
     ok : ndarray of bool
         True where the fit converged to a plausible Gaussian: finite values,
-        A > 0, sigma within [0.2, 5] x the start sigma and below the patch
+        A > ``min_snr`` x RMS residual, sigma within [0.2, 5] x the start sigma and below the patch
         radius, centre within ``max_shift_px`` of the start.
     n_iter : int
         Iterations run.
@@ -64,7 +64,7 @@ def _model_and_jacobian(p, dx, dy):
 
 def fit_gaussians(image: np.ndarray, x_px, y_px, radius_px: float, sigma_px: float,
                   max_shift_px: float | None = None, max_iter: int = 50, tol_px: float = 1e-4,
-                  fix_sigma: bool = False) -> GaussianFit:
+                  fix_sigma: bool = False, min_snr: float = 1.0) -> GaussianFit:
     """Fit a round 2-D Gaussian plus constant background around each start position.
 
     Parameters
@@ -86,6 +86,9 @@ def fit_gaussians(image: np.ndarray, x_px, y_px, radius_px: float, sigma_px: flo
     fix_sigma : bool
         Keep sigma at ``sigma_px`` and fit only A, x0, y0, B: steadier for
         low-count columns once the column width is known.
+    min_snr : float
+        A fit is accepted only if its amplitude exceeds ``min_snr`` times the
+        RMS residual of the fit (rejects Gaussians fitted to noise).
 
     Returns
     -------
@@ -150,7 +153,7 @@ def fit_gaussians(image: np.ndarray, x_px, y_px, radius_px: float, sigma_px: flo
         except np.linalg.LinAlgError:
             step = np.stack([np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(damped, jtr)])
         trial = pa + step
-        trial[:, 3] = np.abs(trial[:, 3]) + 1e-6
+        trial[:, 3] = np.maximum(np.abs(trial[:, 3]), 1e-6)
         new_cost = np.sum(weight[idx] * (data[idx] - _model_and_jacobian(trial, dx[idx], dy[idx])[0]) ** 2, axis=1)
         better = np.isfinite(new_cost) & (new_cost <= cost[idx])
         acc = idx[better]
@@ -164,6 +167,7 @@ def fit_gaussians(image: np.ndarray, x_px, y_px, radius_px: float, sigma_px: flo
 
     amp, xo, yo, s, bg = p.T
     shift = np.hypot(xo - start_xy[:, 0], yo - start_xy[:, 1])
-    ok = (np.all(np.isfinite(p), axis=1) & (amp > 0) & (s > 0.2 * sigma_px) & (s < 5.0 * sigma_px)
+    rms = np.sqrt(cost / np.maximum(weight.sum(axis=1), 1.0))
+    ok = (np.all(np.isfinite(p), axis=1) & (amp > min_snr * rms) & (s > 0.2 * sigma_px) & (s < 5.0 * sigma_px)
           & (s < radius_px + 1) & (shift <= max_shift_px))
     return GaussianFit(x=cx + xo, y=cy + yo, sigma=s, amplitude=amp, background=bg, ok=ok, n_iter=n_iter)

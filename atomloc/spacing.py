@@ -171,6 +171,8 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
         ``max_lag_frac`` of the image).
     """
     image = validate_image(image, name)
+    if np.std(_remove_plane(image)) <= 1e-9 * np.abs(image).max():
+        raise AtomlocInputError(f"{name}: cannot estimate the column spacing (the image is a plane: no columns)")
     vectors, _ = acf_peak_vectors(image, max_lag_frac, min_peak_rel)
     if len(vectors) == 0:
         raise AtomlocInputError(

@@ -21,22 +21,40 @@ def _check_config():
         get_method(name).resolve(params)
     label = config["label"]
     get_method(label["method"]).resolve(label["params"])
-    for name, spec in config["datasets"].items():
-        SeriesSpec.from_mapping(spec, name=f"datasets.{name}")
+    names = [d["name"] for d in config["datasets"]]
+    if len(set(names)) != len(names):
+        raise AtomlocInputError(f"datasets: names must be unique, got {names}")
+    for spec in config["datasets"]:
+        SeriesSpec.from_mapping(simulation_spec(spec["name"]), name=f"datasets[{spec['name']}]")
     fig = config["figures"]
-    if fig["dataset"] and fig["dataset"] not in config["datasets"]:
-        raise AtomlocInputError(f"figures.dataset: {fig['dataset']!r} is not a key of datasets")
+    if fig["dataset"] and fig["dataset"] not in names:
+        raise AtomlocInputError(f"figures.dataset: {fig['dataset']!r} is not the name of a dataset")
+
+
+def dataset_entry(name):
+    return next(d for d in config["datasets"] if d["name"] == name)
+
+
+def canonical(mapping):
+    """Key-sorted copy: Snakemake's params rerun trigger compares reprs, so the order of
+    keys in a config file must not matter."""
+    return {k: mapping[k] for k in sorted(mapping)}
+
+
+def simulation_spec(name):
+    """The simulation keys of one dataset (its entry without 'name')."""
+    return canonical({k: v for k, v in dataset_entry(name).items() if k != "name"})
 
 
 _check_config()
 
-DATASETS = sorted(config["datasets"])
+DATASETS = sorted(d["name"] for d in config["datasets"])
 METHODS = sorted(config["methods"])
-SCORING = config["evaluate"]
+SCORING = canonical(config["evaluate"])
 
 
 def n_frames(dataset):
-    return int(config["datasets"][dataset]["n_frames"])
+    return int(dataset_entry(dataset)["n_frames"])
 
 
 def frames_of(dataset):
@@ -45,7 +63,7 @@ def frames_of(dataset):
 
 def method_params(wildcards):
     """The config parameters of one method: changing them reruns that method's jobs only."""
-    return dict(config["methods"][wildcards.method])
+    return canonical(config["methods"][wildcards.method])
 
 
 def positions_of(kind):

@@ -2,7 +2,7 @@ rule simulate_series:
     output:
         series="results/series/{dataset}.h5",
     params:
-        spec=lambda wildcards: config["datasets"][wildcards.dataset],
+        spec=lambda wildcards: simulation_spec(wildcards.dataset),
     log:
         "results/logs/simulate_series/{dataset}.log",
     benchmark:

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from atomloc.refine import fit_gaussians
+from atomloc.simulate import render_columns
+
+
+def test_fits_recover_position_sigma_amplitude_noise_free():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(5, 95, 30)
+    y = rng.uniform(5, 95, 30)
+    keep = np.ones(30, bool)
+    for i in range(30):  # keep columns well apart
+        d = np.hypot(x - x[i], y - y[i])
+        d[i] = 99
+        keep[i] = d[keep].min() > 12 if i else True
+    x, y = x[keep], y[keep]
+    img = 3.0 + render_columns((100, 100), x, y, np.full(len(x), 50.0), 1.7)
+    fit = fit_gaussians(img, np.rint(x), np.rint(y), radius_px=5, sigma_px=2.5)
+    assert fit.ok.all()
+    assert np.abs(fit.x - x).max() < 1e-3 and np.abs(fit.y - y).max() < 1e-3
+    assert np.allclose(fit.sigma, 1.7, atol=1e-3)
+    inner = (x > 6) & (x < 94) & (y > 6) & (y < 94)
+    assert np.allclose(fit.amplitude[inner], 50.0, rtol=1e-3)
+    assert np.allclose(fit.background[inner], 3.0, atol=0.05)
+
+
+def test_fit_precision_with_poisson_noise_beats_peak_pixel():
+    rng = np.random.default_rng(1)
+    n = 200
+    x = rng.uniform(10, 20, n)
+    y = rng.uniform(10, 20, n)
+    errs_fit, errs_pix = [], []
+    for xi, yi in zip(x, y):
+        img = rng.poisson(2.0 + render_columns((30, 30), np.array([xi]), np.array([yi]), np.array([80.0]), 1.6))
+        fit = fit_gaussians(img, [np.rint(xi)], [np.rint(yi)], radius_px=4.5, sigma_px=2.0)
+        assert fit.ok[0]
+        errs_fit.append(np.hypot(fit.x[0] - xi, fit.y[0] - yi))
+        errs_pix.append(np.hypot(np.rint(xi) - xi, np.rint(yi) - yi))
+    rmse_fit = np.sqrt(np.mean(np.square(errs_fit)))
+    assert rmse_fit < 0.2
+    assert rmse_fit < 0.6 * np.sqrt(np.mean(np.square(errs_pix)))
+
+
+def test_border_columns_fit_from_existing_pixels():
+    img = render_columns((40, 40), np.array([0.4]), np.array([20.2]), np.array([10.0]), 1.5)
+    fit = fit_gaussians(img, [0], [20], radius_px=4, sigma_px=1.5)
+    assert fit.ok[0]
+    assert (fit.x[0], fit.y[0]) == pytest.approx((0.4, 20.2), abs=1e-3)
+
+
+def test_flat_patch_is_flagged_not_ok():
+    img = np.random.default_rng(2).normal(10.0, 1e-3, size=(30, 30))
+    fit = fit_gaussians(img, [15], [15], radius_px=4, sigma_px=1.5)
+    assert not fit.ok[0]
+
+
+def test_fixed_sigma_keeps_sigma():
+    img = render_columns((30, 30), np.array([15.3]), np.array([14.8]), np.array([10.0]), 1.5)
+    fit = fit_gaussians(img, [15], [15], radius_px=4, sigma_px=2.0, fix_sigma=True)
+    assert fit.sigma[0] == pytest.approx(2.0)
+    assert (fit.x[0], fit.y[0]) == pytest.approx((15.3, 14.8), abs=0.05)
+
+
+def test_empty_input():
+    fit = fit_gaussians(np.ones((10, 10)), [], [], radius_px=3, sigma_px=1)
+    assert len(fit.x) == 0 and fit.ok.dtype == bool

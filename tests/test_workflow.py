@@ -1,0 +1,207 @@
+"""End-to-end tests of the Snakemake workflow, run in subprocesses on a copy of the repository."""
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from atomloc.simulate import SeriesSpec
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = "tests/config/tiny.yaml"
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir, *args, timeout=900):
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the tracked and untracked-but-not-ignored files, as a fresh clone would have them."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).symlink_to(src.readlink())
+        elif src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def job_counts(output: str) -> dict:
+    """Parse Snakemake's 'Job stats' table of a dry run."""
+    counts = {}
+    block = output.split("Job stats:")[1].split("\n\n")[0]
+    for line in block.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = copy_repo(tmp_path_factory.mktemp("wf"))
+    res = snakemake(work, "--cores", "2", "--configfile", TINY)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return work
+
+
+def test_lint_clean():
+    res = snakemake(REPO, "--lint")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_default_config_dry_run():
+    res = snakemake(REPO, "-n", "--cores", "2")
+    assert res.returncode == 0, res.stderr
+    counts = job_counts(res.stdout + res.stderr) if "Job stats:" in res.stdout + res.stderr else {}
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    if counts:  # absent when results are already up to date in the checkout
+        assert counts.get("simulate_series", 0) <= len(config["datasets"])
+
+
+def test_tiny_tables(tiny_run):
+    tables = tiny_run / "results" / "tables"
+    methods = pd.read_csv(tables / "methods.csv")
+    config = yaml.safe_load((tiny_run / TINY).read_text())
+    assert sorted(methods.method) == sorted(config["methods"])  # one row per method
+    row = methods.set_index("method").loc["peaks_gaussfit"]
+    assert row.f1_mean >= 0.95
+    assert row.rmse_pm_mean < 5.0
+    md = (tables / "methods.md").read_text()
+    assert "| method" in md and "F1" in md and "Match radius" in md
+    per_image = pd.read_csv(tables / "per_image.csv")
+    assert set(per_image.reference) == {"truth", "labels"}
+    assert len(per_image) == 2 * 2 * len(config["methods"])  # frames x references x methods
+    labels = pd.read_csv(tables / "labels.csv")
+    assert set(labels.labels) == {"reference_frame", "rigid_transfer"}
+    assert (labels.f1_mean >= 0.95).all()
+    for method in config["methods"]:
+        fig = tiny_run / "results" / "figures" / "detections" / f"{method}.png"
+        assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for log in (tiny_run / "results" / "logs").rglob("*.log"):
+        assert "Traceback" not in log.read_text(), log
+
+
+def test_rerun_does_nothing(tiny_run):
+    res = snakemake(tiny_run, "-n", "--cores", "2", "--configfile", TINY)
+    assert res.returncode == 0
+    assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_changing_one_method_parameter_reruns_only_that_method(tiny_run):
+    config = yaml.safe_load((tiny_run / TINY).read_text())
+    config["methods"]["log"] = {"threshold": 0.12}
+    changed = tiny_run / "tests" / "config" / "tiny_changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    res = snakemake(tiny_run, "-n", "--cores", "2", "--configfile", str(changed))
+    assert res.returncode == 0, res.stderr
+    counts = job_counts(res.stdout + res.stderr)
+    n_frames = config["datasets"][0]["n_frames"]
+    assert counts == {"infer": n_frames, "evaluate": 1, "tables": 1, "figure_detections": 1, "all": 1}, counts
+    text = res.stdout + res.stderr
+    assert "results/positions/log/tiny_mos2" in text
+    assert "results/positions/peaks_gaussfit" not in text and "results/positions/threshold_centroid" not in text
+
+
+def _digest(path: Path, drop_time: bool) -> str:
+    if drop_time and path.suffix == ".csv":
+        df = pd.read_csv(path)
+        df = df.drop(columns=[c for c in df.columns if c.startswith("time_")])
+        return hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_same_config_same_bytes(tiny_run):
+    results = tiny_run / "results"
+    patterns = ["series/*.h5", "aligned/*.h5", "labels/*.csv", "positions/*/*/*.csv", "metrics/*/*.csv",
+                "tables/*.csv", "figures/detections/*.png"]
+    files = sorted(p for pat in patterns for p in results.glob(pat))
+    before = {p: _digest(p, True) for p in files}
+    res = snakemake(tiny_run, "--cores", "2", "--configfile", TINY, "--forceall")
+    assert res.returncode == 0, res.stderr[-3000:]
+    after = {p: _digest(p, True) for p in files}
+    assert before == after
+
+
+def test_invalid_config_value_names_the_key(tmp_path):
+    work = copy_repo(tmp_path)
+    bad = yaml.safe_load((work / TINY).read_text())
+    bad["evaluate"] = {"match_radius_frac": 5}
+    (work / "bad.yaml").write_text(yaml.safe_dump(bad))
+    res = snakemake(work, "-n", "--configfile", "bad.yaml")
+    assert res.returncode != 0
+    assert "match_radius_frac" in res.stderr + res.stdout
+    bad["evaluate"] = {}
+    bad["methods"] = {"log": {"thresh": 1}}
+    (work / "bad.yaml").write_text(yaml.safe_dump(bad))
+    res = snakemake(work, "-n", "--configfile", "bad.yaml")
+    assert res.returncode != 0 and "thresh" in res.stderr + res.stdout
+
+
+def test_failed_rule_leaves_no_output(tmp_path):
+    work = copy_repo(tmp_path)
+    series = work / "results" / "series"
+    series.mkdir(parents=True)
+    (series / "tiny_mos2.h5").write_bytes(b"corrupt")
+    res = snakemake(work, "results/aligned/tiny_mos2.h5", "--cores", "1", "--configfile", TINY)
+    assert res.returncode != 0
+    assert not (work / "results" / "aligned" / "tiny_mos2.h5").exists()
+    log = (work / "results" / "logs" / "align_series" / "tiny_mos2.log").read_text()
+    assert "tiny_mos2.h5" in log and "cannot read series" in log
+
+
+def test_every_rule_names_a_parsable_conda_env():
+    rule_files = sorted((REPO / "workflow" / "rules").glob("*.smk"))
+    n_rules = 0
+    for path in rule_files:
+        text = path.read_text()
+        blocks = re.split(r"^rule ", text, flags=re.M)[1:]
+        for block in blocks:
+            n_rules += 1
+            m = re.search(r"conda:\s*\n\s*\"([^\"]+)\"", block)
+            assert m, f"rule {block.split(':')[0]} in {path.name} has no conda env"
+            env = (path.parent / m.group(1)).resolve()
+            assert env.is_file(), env
+            spec = yaml.safe_load(env.read_text())
+            assert isinstance(spec["name"], str)
+            assert isinstance(spec["channels"], list) and spec["channels"]
+            assert isinstance(spec["dependencies"], list) and any(str(d).startswith("python") for d in
+                                                                  spec["dependencies"])
+    assert n_rules >= 8
+
+
+def test_schema_defaults_equal_code_defaults():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    props = dict(schema["properties"]["datasets"]["items"]["properties"])
+    props.pop("name")
+    defaults = SeriesSpec()
+    for key, spec in props.items():
+        value = getattr(defaults, key)
+        assert (list(value) if isinstance(value, tuple) else value) == spec["default"], key
+    assert set(props) == set(SeriesSpec.__dataclass_fields__)
+
+    def walk(node, path="config"):
+        if isinstance(node, dict) and "properties" in node:
+            for key, sub in node["properties"].items():
+                assert "description" in sub, f"{path}.{key} lacks a description"
+                assert "default" in sub, f"{path}.{key} lacks a default"
+                walk(sub, f"{path}.{key}")
+        if isinstance(node, dict) and isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}.*")
+        if isinstance(node, dict) and isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+
+    walk(schema)
