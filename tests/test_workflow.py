@@ -72,6 +72,12 @@ def test_default_config_dry_run():
         assert counts.get("simulate_series", 0) <= len(config["datasets"])
 
 
+def test_paper_config_is_valid():
+    res = snakemake(REPO, "-n", "--cores", "2", "--configfile", "workflow/configs/paper.yaml")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "mos2_c" in res.stdout + res.stderr
+
+
 def test_tiny_tables(tiny_run):
     tables = tiny_run / "results" / "tables"
     methods = pd.read_csv(tables / "methods.csv")
