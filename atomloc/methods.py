@@ -20,6 +20,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from skimage.feature import blob_log, peak_local_max
+from skimage.filters import threshold_otsu
+from skimage.measure import label, regionprops_table
 
 from atomloc.errors import AtomlocInputError
 from atomloc.io import validate_image
@@ -148,9 +151,6 @@ def threshold_centroid(image, spacing_px, smooth_sigma_px=AUTO, threshold="otsu"
     spacing^2 (components smaller than this are noise).  ``threshold`` is
     ``"otsu"`` or a number in [0, 1] on the percentile-normalised image.
     """
-    from skimage.filters import threshold_otsu
-    from skimage.measure import label, regionprops_table
-
     sigma = _positive("smooth_sigma_px", _auto(smooth_sigma_px, 0.1 * spacing_px))
     min_area = _auto(min_area_px, max(1.0, 0.05 * spacing_px ** 2))
     smooth = normalise(ndimage.gaussian_filter(image, sigma))
@@ -173,8 +173,6 @@ def log_blobs(image, spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma
     auto = 0.35 x spacing; ``threshold`` is blob_log's absolute threshold on the
     scale-normalised LoG of the percentile-normalised image.
     """
-    from skimage.feature import blob_log
-
     min_sigma = _positive("min_sigma_px", _auto(min_sigma_px, max(0.5, 0.1 * spacing_px)))
     max_sigma = _positive("max_sigma_px", _auto(max_sigma_px, max(min_sigma, 0.35 * spacing_px)))
     img = normalise(image)
@@ -198,8 +196,6 @@ def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, th
     ndarray, shape (n, 2)
         Peak positions as integer (row, col) pixel indices.
     """
-    from skimage.feature import peak_local_max
-
     sigma = _positive("smooth_sigma_px", _auto(smooth_sigma_px, max(0.5, 0.1 * spacing_px)))
     # peak_local_max compares within a square window of half-width min_distance; its corner
     # (sqrt(2) x farther) must stay clear of a brighter neighbour one spacing away.

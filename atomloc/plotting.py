@@ -10,7 +10,7 @@ from atomloc.io import atomic_path
 
 
 def plot_detections(image: np.ndarray, pred_xy: np.ndarray, path: str | os.PathLike, ref_xy: np.ndarray | None = None,
-                    title: str = "", dpi: int = 150) -> None:
+                    title: str = "", ref_label: str = "reference", dpi: int = 150) -> None:
     """Save an overlay of predicted (and reference) positions on ``image``.
 
     Positions are (x, y) in pixels with pixel centres at integers, drawn with
@@ -25,7 +25,7 @@ def plot_detections(image: np.ndarray, pred_xy: np.ndarray, path: str | os.PathL
     fig, ax = plt.subplots(figsize=(6, 6 * image.shape[0] / image.shape[1]))
     ax.imshow(image, cmap="gray", interpolation="nearest")
     if ref_xy is not None and len(ref_xy):
-        ax.plot(ref_xy[:, 0], ref_xy[:, 1], "o", ms=5, mfc="none", mec="tab:cyan", mew=0.8, label="reference")
+        ax.plot(ref_xy[:, 0], ref_xy[:, 1], "o", ms=5, mfc="none", mec="tab:cyan", mew=0.8, label=ref_label)
     if len(pred_xy):
         ax.plot(pred_xy[:, 0], pred_xy[:, 1], "+", ms=5, color="tab:red", mew=0.8, label="detected")
     ax.set_xlim(-0.5, image.shape[1] - 0.5)

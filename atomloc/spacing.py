@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import fft, ndimage
+from skimage.feature import peak_local_max
 
 from atomloc.errors import AtomlocInputError
 from atomloc.io import validate_image
@@ -96,8 +97,6 @@ def acf_peak_vectors(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
         Height of each peak above the lowest autocorrelation value within the
         searched lags, as a fraction of the zero-lag height above that value.
     """
-    from skimage.feature import peak_local_max
-
     acf = autocorrelation(image)
     r_central = _central_peak_radius(acf)
     # Smoothing on the scale of the zero-lag peak removes the small noise maxima
