@@ -28,7 +28,6 @@ from atomloc.errors import AtomlocInputError
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".npy")
 POSITION_COLUMNS = ("x", "y")
-OPTIONAL_POSITION_COLUMNS = ("score", "sigma", "element")
 CSV_FLOAT_FORMAT = "%.5f"
 
 
