@@ -9,6 +9,19 @@ from atomloc.methods import get_method
 from atomloc.simulate import SeriesSpec
 
 
+def _sorted_keys(node):
+    """Recursively key-sorted copy of the config: Snakemake's params rerun trigger compares
+    reprs, so the order of keys in a config file must not cause reruns."""
+    if isinstance(node, dict):
+        return {k: _sorted_keys(node[k]) for k in sorted(node)}
+    if isinstance(node, list):
+        return [_sorted_keys(v) for v in node]
+    return node
+
+
+config.update(_sorted_keys(config))
+
+
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_\-]*",
     method=r"[A-Za-z0-9_]+",
@@ -24,8 +37,8 @@ def _check_config():
     names = [d["name"] for d in config["datasets"]]
     if len(set(names)) != len(names):
         raise AtomlocInputError(f"datasets: names must be unique, got {names}")
-    for spec in config["datasets"]:
-        SeriesSpec.from_mapping(simulation_spec(spec["name"]), name=f"datasets[{spec['name']}]")
+    for entry in config["datasets"]:
+        SeriesSpec.from_mapping(_simulation_keys(entry), name=f"datasets[{entry['name']}]")
     fig = config["figures"]
     if fig["dataset"] and fig["dataset"] not in names:
         raise AtomlocInputError(f"figures.dataset: {fig['dataset']!r} is not the name of a dataset")
@@ -35,22 +48,20 @@ def dataset_entry(name):
     return next(d for d in config["datasets"] if d["name"] == name)
 
 
-def canonical(mapping):
-    """Key-sorted copy: Snakemake's params rerun trigger compares reprs, so the order of
-    keys in a config file must not matter."""
-    return {k: mapping[k] for k in sorted(mapping)}
+def _simulation_keys(entry):
+    return {k: v for k, v in entry.items() if k != "name"}
 
 
 def simulation_spec(name):
     """The simulation keys of one dataset (its entry without 'name')."""
-    return canonical({k: v for k, v in dataset_entry(name).items() if k != "name"})
+    return _simulation_keys(dataset_entry(name))
 
 
 _check_config()
 
 DATASETS = sorted(d["name"] for d in config["datasets"])
 METHODS = sorted(config["methods"])
-SCORING = canonical(config["evaluate"])
+SCORING = config["evaluate"]
 
 
 def n_frames(dataset):
@@ -63,7 +74,7 @@ def frames_of(dataset):
 
 def method_params(wildcards):
     """The config parameters of one method: changing them reruns that method's jobs only."""
-    return canonical(config["methods"][wildcards.method])
+    return dict(config["methods"][wildcards.method])
 
 
 def positions_of(kind):

@@ -5,7 +5,7 @@ rule reference_label:
         labels="results/labels/{dataset}.csv",
     params:
         method=config["label"]["method"],
-        params=canonical(config["label"]["params"]),
+        params=config["label"]["params"],
     log:
         "results/logs/reference_label/{dataset}.log",
     benchmark:
