@@ -151,7 +151,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise
     except Exception as exc:  # decoder errors differ per library; report them uniformly
         raise AtomlocInputError(f"{name}: cannot read image ({type(exc).__name__}: {exc})") from exc
-    arr = np.squeeze(np.asarray(arr)) if np.asarray(arr).ndim > 3 else np.asarray(arr)
+    arr = np.asarray(arr)
+    if arr.ndim > 3:
+        arr = np.squeeze(arr)
     return validate_image(_to_grey(arr, name), name)
 
 
@@ -241,6 +243,28 @@ def _decode(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+@contextlib.contextmanager
+def _open_series(path: Path):
+    """Open a series HDF5 for reading; missing or unreadable files raise AtomlocInputError naming it."""
+    import h5py
+
+    if not path.is_file():
+        raise AtomlocInputError(f"{path}: series file not found")
+    try:
+        f = h5py.File(path, "r")
+    except Exception as exc:
+        raise AtomlocInputError(f"{path}: cannot read series ({type(exc).__name__}: {exc})") from exc
+    with f:
+        if "frames" not in f or f["frames"].ndim != 3:
+            raise AtomlocInputError(f"{path}: series file has no [n, H, W] 'frames' dataset")
+        try:
+            yield f
+        except AtomlocInputError:
+            raise
+        except Exception as exc:  # a corrupt dataset surfaces only when read
+            raise AtomlocInputError(f"{path}: cannot read series ({type(exc).__name__}: {exc})") from exc
+
+
 def read_series(path: str | os.PathLike) -> dict:
     """Read a series written by :func:`write_series`.
 
@@ -259,28 +283,43 @@ def read_series(path: str | os.PathLike) -> dict:
     import h5py
 
     path = Path(path)
-    if not path.is_file():
-        raise AtomlocInputError(f"{path}: series file not found")
-    try:
-        with h5py.File(path, "r") as f:
-            if "frames" not in f:
-                raise AtomlocInputError(f"{path}: series file has no 'frames' dataset")
-            out = {"attrs": {k: _attr(v) for k, v in f.attrs.items()}}
-            for key, obj in f.items():
-                if isinstance(obj, h5py.Dataset):
-                    out[key] = _decode(obj[()])
-            if "truth" in f:
-                out["truth"] = {k: _decode(v[()]) for k, v in f["truth"].items()}
-    except AtomlocInputError:
-        raise
-    except Exception as exc:
-        raise AtomlocInputError(f"{path}: cannot read series ({type(exc).__name__}: {exc})") from exc
+    with _open_series(path) as f:
+        out = {"attrs": {k: _attr(v) for k, v in f.attrs.items()}}
+        for key, obj in f.items():
+            if isinstance(obj, h5py.Dataset):
+                out[key] = _decode(obj[()])
+        if "truth" in f:
+            out["truth"] = {k: _decode(v[()]) for k, v in f["truth"].items()}
     frames = out["frames"]
-    if frames.ndim != 3:
-        raise AtomlocInputError(f"{path}: 'frames' must be [n, H, W], got shape {frames.shape}")
     if not np.all(np.isfinite(frames)):
         raise AtomlocInputError(f"{path}: 'frames' contains NaN or infinite pixels")
     return out
+
+
+def read_frame(path: str | os.PathLike, frame: int) -> tuple[np.ndarray, dict]:
+    """Read one frame of a series (only that frame is loaded) and the file attributes.
+
+    Returns
+    -------
+    frame : ndarray of float32, shape (H, W)
+    attrs : dict
+
+    Raises
+    ------
+    AtomlocInputError
+        If the file is missing or unreadable, lacks ``frames``, the index is out
+        of range, or the frame holds NaN.
+    """
+    path = Path(path)
+    with _open_series(path) as f:
+        n = f["frames"].shape[0]
+        if not 0 <= frame < n:
+            raise AtomlocInputError(f"{path}: frame {frame} requested but the series has {n}")
+        image = f["frames"][frame]
+        attrs = {k: _attr(v) for k, v in f.attrs.items()}
+    if not np.all(np.isfinite(image)):
+        raise AtomlocInputError(f"{path}: frame {frame} contains NaN or infinite pixels")
+    return image, attrs
 
 
 def _attr(value):

@@ -4,7 +4,8 @@ import pytest
 from PIL import Image
 
 from atomloc.errors import AtomlocInputError
-from atomloc.io import atomic_path, read_image, read_positions, read_series, write_positions, write_series
+from atomloc.io import (atomic_path, read_frame, read_image, read_positions, read_series, write_positions,
+                        write_series)
 
 
 def test_read_formats_roundtrip(tmp_path):
@@ -83,6 +84,18 @@ def test_series_roundtrip_reproducible_bytes(tmp_path):
     s = read_series(tmp_path / "a.h5")
     assert np.array_equal(s["frames"], frames)
     assert s["attrs"]["material"] == "MoS2" and s["truth"]["element"].tolist() == ["Mo", "S2", "Mo"]
+
+
+def test_read_frame_loads_one_frame(tmp_path):
+    frames = np.random.default_rng(1).random((3, 16, 16)).astype(np.float32)
+    write_series(tmp_path / "s.h5", frames, {"pixel_size_pm": 15.0})
+    image, attrs = read_frame(tmp_path / "s.h5", 2)
+    assert np.array_equal(image, frames[2]) and attrs["pixel_size_pm"] == 15.0
+    with pytest.raises(AtomlocInputError, match="frame 3 requested but the series has 3"):
+        read_frame(tmp_path / "s.h5", 3)
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    with pytest.raises(AtomlocInputError, match="bad.h5"):
+        read_frame(tmp_path / "bad.h5", 0)
 
 
 def test_corrupt_series(tmp_path):

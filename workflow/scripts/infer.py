@@ -3,17 +3,15 @@ from _common import start_log
 import json
 import time
 
-from atomloc.io import atomic_path, read_series, write_positions
+from atomloc.io import atomic_path, read_frame, write_positions
 from atomloc.methods import locate
 
 log = start_log(snakemake)  # noqa: F821
 w = snakemake.wildcards
-series = read_series(snakemake.input.series)
 frame = int(w.frame)
-if frame >= len(series["frames"]):
-    raise ValueError(f"{snakemake.input.series}: frame {frame} requested but the series has {len(series['frames'])}")
+image, attrs = read_frame(snakemake.input.series, frame)
 t0 = time.perf_counter()
-positions = locate(series["frames"][frame], w.method, pixel_size_pm=series["attrs"]["pixel_size_pm"],
+positions = locate(image, w.method, pixel_size_pm=attrs["pixel_size_pm"],
                    name=f"{snakemake.input.series}[frame {frame}]", **snakemake.params.params)
 seconds = time.perf_counter() - t0
 log.info("%d positions by %s in %.3f s", len(positions), w.method, seconds)
