@@ -38,7 +38,9 @@ def _cmd_methods(args) -> int:
 
     for name in available_methods():
         m = get_method(name)
-        print(f"{name}: {m.description}")
+        missing = m.missing()
+        note = f"  [not installed: pip install 'atomloc[{m.extra}]']" if missing else ""
+        print(f"{name}: {m.description}{note}")
         for key, value in m.defaults.items():
             print(f"    {key} = {value}")
     print('\n"auto" values are derived from the estimated nearest-neighbour column spacing.')
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("locate", help="locate atom columns in one image and write x,y (pixels) to CSV")
     p.add_argument("image", help="image file (.tif, .tiff, .png, .bmp, .npy; grey or RGB, 8/16-bit or float)")
-    p.add_argument("--method", default="peaks_gaussfit", help="registered method (see `atomloc methods`)")
+    p.add_argument("--method", default="gaussfit", help="registered method (see `atomloc methods`)")
     p.add_argument("--pixel-size-pm", type=float, default=None, help="pixel size in pm (recorded only)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method parameter, repeatable (values parsed as YAML: 3, 0.5, otsu, true)")

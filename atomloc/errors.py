@@ -10,3 +10,7 @@ class AtomlocInputError(ValueError):
     The message always names the offending file or parameter so that a workflow
     log or the command line shows the cause in one line.
     """
+
+
+class MissingDependencyError(AtomlocInputError):
+    """A method needs an optional package that is not installed; the message says how to install it."""

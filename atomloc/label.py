@@ -15,7 +15,7 @@ import pandas as pd
 from atomloc.methods import locate
 
 
-def label_reference_frame(frame: np.ndarray, method: str = "peaks_gaussfit", params: dict | None = None,
+def label_reference_frame(frame: np.ndarray, method: str = "gaussfit", params: dict | None = None,
                           name: str = "reference frame") -> pd.DataFrame:
     """Locate and refine the columns of the reference frame with a registered method."""
     return locate(frame, method, name=name, **(params or {}))

@@ -62,7 +62,7 @@ def test_params_and_pixel_size(tmp_path, capsys):
     s = mos2_frame(shape=(128, 128), electrons_per_px=2000.0, seed=2)
     np.save(tmp_path / "f.npy", s["frames"][0])
     out = tmp_path / "p.csv"
-    assert main(["locate", str(tmp_path / "f.npy"), "--method", "peaks_gaussfit", "--pixel-size-pm", "20",
+    assert main(["locate", str(tmp_path / "f.npy"), "--method", "gaussfit", "--pixel-size-pm", "20",
                  "--param", "threshold_rel=0.15", "--param", "spacing_px=9.1", "--out", str(out)]) == 0
     pos = pd.read_csv(out)
     assert score_detections(pos[["x", "y"]].to_numpy(), truth_xy(s), (128, 128)).f1 >= 0.98
@@ -75,7 +75,7 @@ def test_params_and_pixel_size(tmp_path, capsys):
 def test_methods_lists_parameters(capsys):
     assert main(["methods"]) == 0
     text = capsys.readouterr().out
-    for name in ("threshold_centroid", "log", "peaks_gaussfit", "spacing_px = auto", "threshold = 0.1"):
+    for name in ("threshold_centroid", "log", "gaussfit", "spacing_px = auto", "threshold = 0.1"):
         assert name in text
 
 
@@ -83,4 +83,4 @@ def test_console_script_installed():
     exe = shutil.which("atomloc")
     assert exe, "the atomloc console script is not on PATH (pip install -e .)"
     res = subprocess.run([exe, "methods"], capture_output=True, text=True)
-    assert res.returncode == 0 and "peaks_gaussfit" in res.stdout
+    assert res.returncode == 0 and "gaussfit" in res.stdout

@@ -83,7 +83,7 @@ def test_tiny_tables(tiny_run):
     methods = pd.read_csv(tables / "methods.csv")
     config = yaml.safe_load((tiny_run / TINY).read_text())
     assert sorted(methods.method) == sorted(config["methods"])  # one row per method
-    row = methods.set_index("method").loc["peaks_gaussfit"]
+    row = methods.set_index("method").loc["gaussfit"]
     assert row.f1_mean >= 0.95
     assert row.rmse_pm_mean < 5.0
     md = (tables / "methods.md").read_text()
@@ -119,7 +119,7 @@ def test_changing_one_method_parameter_reruns_only_that_method(tiny_run):
     assert counts == {"infer": n_frames, "evaluate": 1, "tables": 1, "figure_detections": 1, "all": 1}, counts
     text = res.stdout + res.stderr
     assert "results/positions/log/tiny_mos2" in text
-    assert "results/positions/peaks_gaussfit" not in text and "results/positions/threshold_centroid" not in text
+    assert "results/positions/gaussfit" not in text and "results/positions/threshold_centroid" not in text
 
 
 def _digest(path: Path, drop_time: bool) -> str:

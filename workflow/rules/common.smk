@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir)))
 
-from atomloc.errors import AtomlocInputError
+from atomloc.errors import AtomlocInputError, MissingDependencyError
 from atomloc.methods import get_method
 from atomloc.simulate import SeriesSpec
 
@@ -34,6 +34,7 @@ def _check_config():
         get_method(name).resolve(params)
     label = config["label"]
     get_method(label["method"]).resolve(label["params"])
+    get_method(label["method"]).check_installed()
     names = [d["name"] for d in config["datasets"]]
     if len(set(names)) != len(names):
         raise AtomlocInputError(f"datasets: names must be unique, got {names}")
@@ -60,7 +61,25 @@ def simulation_spec(name):
 _check_config()
 
 DATASETS = sorted(d["name"] for d in config["datasets"])
-METHODS = sorted(config["methods"])
+
+
+def _skipped_methods():
+    """Configured methods whose optional package is not installed: name -> reason."""
+    skipped = {}
+    for name in sorted(config["methods"]):
+        try:
+            get_method(name).check_installed()
+        except MissingDependencyError as exc:
+            skipped[name] = str(exc)
+    return skipped
+
+
+SKIPPED_METHODS = _skipped_methods()
+for _reason in SKIPPED_METHODS.values():
+    print(f"atomloc: skipping a configured method: {_reason}", file=sys.stderr)
+METHODS = sorted(set(config["methods"]) - set(SKIPPED_METHODS))
+if not METHODS:
+    raise AtomlocInputError("methods: none of the configured methods is installed")
 SCORING = config["evaluate"]
 
 

@@ -5,6 +5,7 @@ rule infer:
         positions="results/positions/{method}/{dataset}/{frame}.csv",
         timing="results/positions/{method}/{dataset}/{frame}.json",
     params:
+        method=lambda wildcards: wildcards.method,
         params=method_params,
     log:
         "results/logs/infer/{method}/{dataset}/{frame}.log",
@@ -18,3 +19,30 @@ rule infer:
         "../../envs/infer.yaml"
     script:
         "../scripts/infer.py"
+
+
+# Atomap pulls in HyperSpy and numba: its own conda env, and more time per frame.
+rule infer_atomap:
+    input:
+        series="results/series/{dataset}.h5",
+    output:
+        positions="results/positions/atomap/{dataset}/{frame}.csv",
+        timing="results/positions/atomap/{dataset}/{frame}.json",
+    params:
+        method="atomap",
+        params=lambda wildcards: dict(config["methods"]["atomap"]),
+    log:
+        "results/logs/infer/atomap/{dataset}/{frame}.log",
+    benchmark:
+        "results/benchmarks/infer/atomap/{dataset}/{frame}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    conda:
+        "../../envs/atomap.yaml"
+    script:
+        "../scripts/infer.py"
+
+
+ruleorder: infer_atomap > infer

@@ -13,6 +13,7 @@ rule tables:
         labels_md="results/tables/labels.md",
     params:
         scoring=SCORING,
+        skipped=SKIPPED_METHODS,
     log:
         "results/logs/tables/tables.log",
     threads: 1

@@ -12,6 +12,7 @@ notes = [f"Match radius {scoring['match_radius_frac']} x and border margin {scor
          "nearest-neighbour spacing of the reference; one-to-one Hungarian matching.",
          "precision = TP / predictions, recall = TP / references (standard definitions); Chamfer distance in px.",
          "Mean ± standard deviation over images; time is the locate() call only, on this machine."]
+notes += [f"Not run: {reason}" for reason in snakemake.params.skipped.values()]
 for reference, stem in (("truth", "methods"), ("labels", "methods_vs_labels")):
     rows = per_image[per_image.reference == reference]
     if rows.empty:
