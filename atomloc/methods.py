@@ -201,23 +201,19 @@ def _components_table(labels, weights, smooth):
                          "score": ndimage.mean(smooth, labels, index)})
 
 
-_THRESHOLD_DOC = """
-    ``smooth_sigma_px`` auto = 0.1 x spacing; ``min_area_px`` auto = 0.05 x
-    spacing^2 (components smaller than this are noise).  ``threshold`` is
-    ``"otsu"`` or a number in [0, 1] on the percentile-normalised image.
-"""
-
-
 @register("threshold_centroid",
           "Gaussian smoothing, global threshold (Otsu or fixed, on the image scaled to 0-1), "
           "connected components, unweighted centroid of each component.",
           smooth_sigma_px=AUTO, threshold="otsu", min_area_px=AUTO)
 def threshold_centroid(image, spacing_px, smooth_sigma_px=AUTO, threshold="otsu", min_area_px=AUTO):
+    """Threshold + plain centroid of each connected component.
+
+    ``smooth_sigma_px`` auto = 0.1 x spacing; ``min_area_px`` auto = 0.05 x
+    spacing^2 (components smaller than this are noise).  ``threshold`` is
+    ``"otsu"`` or a number in [0, 1] on the percentile-normalised image.
+    """
     labels, smooth, _ = _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px)
     return _components_table(labels, np.ones_like(smooth), smooth)
-
-
-threshold_centroid.__doc__ = "Threshold + plain centroid of each connected component.\n" + _THRESHOLD_DOC
 
 
 @register("threshold_wcentroid",
@@ -225,17 +221,18 @@ threshold_centroid.__doc__ = "Threshold + plain centroid of each connected compo
           "(weights: smoothed intensity above the threshold).",
           smooth_sigma_px=AUTO, threshold="otsu", min_area_px=AUTO)
 def threshold_wcentroid(image, spacing_px, smooth_sigma_px=AUTO, threshold="otsu", min_area_px=AUTO):
+    """Threshold + intensity-weighted centroid of each connected component.
+
+    The weights are the smoothed intensity above the threshold, so the pedestal
+    does not pull the centre to the component's geometric centre.  Parameters
+    as :func:`threshold_centroid`.
+    """
     labels, smooth, t = _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px)
     return _components_table(labels, np.clip(smooth - t, 0.0, None), smooth)
 
 
-threshold_wcentroid.__doc__ = ("Threshold + intensity-weighted centroid (weights = smoothed intensity above "
-                               "the threshold, so the pedestal does not pull the centre to the component's "
-                               "geometric centre).\n" + _THRESHOLD_DOC)
-
-
-def _blob_sigmas(spacing_px, min_sigma_px, max_sigma_px):
-    """The study's sigma range: max = sqrt(spacing) capped at 10; min = 0.1 x spacing, >= 0.5 px."""
+def blob_sigma_range(spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO):
+    """(min, max) blob sigma in pixels: the study's max = sqrt(spacing) capped at 10; min = 0.1 x spacing, >= 0.5 px."""
     min_sigma = _positive("min_sigma_px", _auto(min_sigma_px, max(0.5, 0.1 * spacing_px)))
     max_sigma = _positive("max_sigma_px", _auto(max_sigma_px, max(min_sigma, min(np.sqrt(spacing_px), 10.0))))
     if max_sigma < min_sigma:
@@ -258,28 +255,23 @@ def _blob_table(img, blobs):
                          "sigma": blobs[bright, 2]})
 
 
-_BLOB_DOC = """
-    Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
-    ``min_sigma_px`` auto = 0.1 x spacing (>= 0.5 px); ``max_sigma_px`` auto =
-    sqrt(spacing) capped at 10 px, as in the AtomID-net study.  Positions are
-    whole pixels (the scale-space maximum); blobs darker than their
-    surroundings (e.g. the empty hexagon centres of MX2) are dropped.
-"""
-
-
 @register("log",
           "scikit-image blob_log (Laplacian of Gaussian) on the image scaled to 0-1; "
           "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings).",
           min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma=10, threshold=0.1, overlap=0.5)
 def log_blobs(image, spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma=10, threshold=0.1, overlap=0.5):
-    min_sigma, max_sigma = _blob_sigmas(spacing_px, min_sigma_px, max_sigma_px)
+    """Laplacian-of-Gaussian blobs (``skimage.feature.blob_log``).
+
+    Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
+    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`.
+    Positions are whole pixels (the scale-space maximum); blobs darker than
+    their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
+    """
+    min_sigma, max_sigma = blob_sigma_range(spacing_px, min_sigma_px, max_sigma_px)
     img = normalise(image)
     blobs = blob_log(img, min_sigma=min_sigma, max_sigma=max_sigma, num_sigma=int(num_sigma),
                      threshold=float(threshold), overlap=float(overlap), exclude_border=False)
     return _blob_table(img, blobs)
-
-
-log_blobs.__doc__ = "Laplacian-of-Gaussian blobs (``skimage.feature.blob_log``).\n" + _BLOB_DOC
 
 
 @register("dog",
@@ -287,7 +279,14 @@ log_blobs.__doc__ = "Laplacian-of-Gaussian blobs (``skimage.feature.blob_log``).
           "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings).",
           min_sigma_px=AUTO, max_sigma_px=AUTO, sigma_ratio=1.6, threshold=0.1, overlap=0.5)
 def dog_blobs(image, spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO, sigma_ratio=1.6, threshold=0.1, overlap=0.5):
-    min_sigma, max_sigma = _blob_sigmas(spacing_px, min_sigma_px, max_sigma_px)
+    """Difference-of-Gaussian blobs (``skimage.feature.blob_dog``).
+
+    Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
+    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`.
+    Positions are whole pixels (the scale-space maximum); blobs darker than
+    their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
+    """
+    min_sigma, max_sigma = blob_sigma_range(spacing_px, min_sigma_px, max_sigma_px)
     if not float(sigma_ratio) > 1:
         raise AtomlocInputError(f"parameter sigma_ratio must be > 1 (got {sigma_ratio})")
     img = normalise(image)
@@ -296,24 +295,29 @@ def dog_blobs(image, spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO, sigma_rat
     return _blob_table(img, blobs)
 
 
-dog_blobs.__doc__ = "Difference-of-Gaussian blobs (``skimage.feature.blob_dog``).\n" + _BLOB_DOC
-
-
 @register("doh",
           "scikit-image blob_doh (determinant of Hessian) on the image scaled to 0-1; "
           "max_sigma = sqrt(spacing) capped at 10, threshold 0.004 (the AtomID-net study's settings).",
           min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma=10, threshold=0.004, overlap=0.5)
 def doh_blobs(image, spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma=10, threshold=0.004, overlap=0.5):
-    min_sigma, max_sigma = _blob_sigmas(spacing_px, min_sigma_px, max_sigma_px)
+    """Determinant-of-Hessian blobs (``skimage.feature.blob_doh``).
+
+    The determinant is positive for bright and dark blobs alike, so the sign
+    of the Laplacian keeps the bright ones.  scikit-image approximates the
+    Hessian with box filters on the integral image; on round columns its
+    positions sit about 1 px up and left of the centre (measured here, kept
+    as it is: this method is scikit-image's detector).
+
+    Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
+    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`.
+    Positions are whole pixels (the scale-space maximum); blobs darker than
+    their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
+    """
+    min_sigma, max_sigma = blob_sigma_range(spacing_px, min_sigma_px, max_sigma_px)
     img = normalise(image)
     blobs = blob_doh(img, min_sigma=min_sigma, max_sigma=max_sigma, num_sigma=int(num_sigma),
                      threshold=float(threshold), overlap=float(overlap))
     return _blob_table(img, blobs)
-
-
-doh_blobs.__doc__ = ("Determinant-of-Hessian blobs (``skimage.feature.blob_doh``); the determinant is "
-                     "positive for bright and dark blobs alike, so the Laplacian sign keeps the bright ones.\n"
-                     + _BLOB_DOC)
 
 
 def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, threshold_rel=0.1):

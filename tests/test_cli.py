@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from atomloc.cli import main
+from atomloc.methods import available_methods, get_method
 from atomloc.metrics import score_detections
 
 from conftest import mos2_frame, truth_xy
@@ -84,3 +85,16 @@ def test_console_script_installed():
     assert exe, "the atomloc console script is not on PATH (pip install -e .)"
     res = subprocess.run([exe, "methods"], capture_output=True, text=True)
     assert res.returncode == 0 and "gaussfit" in res.stdout
+
+
+@pytest.mark.parametrize("method", available_methods())
+def test_every_method_runs_from_the_command_line(tmp_path, method):
+    if get_method(method).missing():
+        pytest.skip(f"{method} needs {get_method(method).missing()}")
+    s = mos2_frame(shape=(96, 96), electrons_per_px=2000.0, seed=4)
+    np.save(tmp_path / "f.npy", s["frames"][0])
+    out = tmp_path / "p.csv"
+    assert main(["locate", str(tmp_path / "f.npy"), "--method", method, "--out", str(out)]) == 0
+    pos = pd.read_csv(out)
+    score = score_detections(pos[["x", "y"]].to_numpy(), truth_xy(s), (96, 96))
+    assert score.f1 >= 0.95, (method, score)

@@ -1,0 +1,22 @@
+"""The benchmark scripts run (on a small image) and print their ratio tables."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_methods_speed_prints_a_row_per_method():
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "methods_speed.py"), "--size", "128",
+                          "--methods", "log", "gaussfit", "findfoci"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = [[cell.strip() for cell in line.split("|")[1:-1]] for line in res.stdout.splitlines()
+             if line.startswith("| ")]
+    header, rows = lines[0], {cells[0]: dict(zip(lines[0], cells)) for cells in lines[1:]}
+    assert {"log", "gaussfit", "findfoci", "skimage blob_log (reference)", "estimate_spacing"} <= set(rows)
+    assert "x_blob_log" in header
+    assert float(rows["skimage blob_log (reference)"]["x_blob_log"]) == 1.0
+    assert float(rows["gaussfit"]["x_blob_log"]) > 0
+    assert float(rows["gaussfit"]["f1"]) >= 0.98
