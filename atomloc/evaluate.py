@@ -13,6 +13,7 @@ import pandas as pd
 
 from atomloc.errors import AtomlocInputError
 from atomloc.io import read_positions, read_series
+from atomloc.label import select_transfer
 from atomloc.metrics import score_detections
 
 
@@ -32,7 +33,7 @@ def _frame_of(path: str | os.PathLike) -> int:
 
 def evaluate_series(series_path, labels_path, positions_paths: Sequence, timing_paths: Sequence = (),
                     match_radius_frac: float = 0.3, border_frac: float = 0.5,
-                    truth_kinds: Sequence[str] | None = None) -> pd.DataFrame:
+                    truth_kinds: Sequence[str] | None = None, transfer: str = "rigid") -> pd.DataFrame:
     """Score per-frame positions against the truth (where stored) and the reference labels.
 
     Parameters
@@ -49,6 +50,8 @@ def evaluate_series(series_path, labels_path, positions_paths: Sequence, timing_
         See :func:`atomloc.metrics.score_detections`.
     truth_kinds : sequence of str, optional
         Column kinds scored in the truth (default: all).
+    transfer : str
+        Which transfer of the labels to score against (``rigid`` / ``nonrigid``).
 
     Returns
     -------
@@ -59,7 +62,7 @@ def evaluate_series(series_path, labels_path, positions_paths: Sequence, timing_
     series = read_series(series_path)
     shape = series["frames"].shape[1:]
     px_pm = float(series["attrs"]["pixel_size_pm"])
-    labels = read_positions(labels_path)
+    labels = select_transfer(read_positions(labels_path), transfer)
     times = {}
     for p in timing_paths:
         times[_frame_of(p)] = 1000.0 * float(json.loads(Path(p).read_text())["seconds"])
@@ -82,8 +85,11 @@ def evaluate_series(series_path, labels_path, positions_paths: Sequence, timing_
 
 def evaluate_labels(series_path, aligned_path, labels_path, match_radius_frac: float = 0.3,
                     border_frac: float = 0.5, truth_kinds: Sequence[str] | None = None) -> pd.DataFrame:
-    """Score the reference labels against the truth: on the reference frame itself
-    (``reference_frame``) and after rigid transfer to every other frame (``rigid_transfer``).
+    """Score the reference labels against the truth.
+
+    Rows: the reference frame itself (``reference_frame``), and every other
+    frame after each transfer the labels file holds (``rigid_transfer``,
+    ``nonrigid_transfer``).  Empty if the series carries no truth.
     """
     series = read_series(series_path)
     if "truth" not in series:
@@ -91,13 +97,16 @@ def evaluate_labels(series_path, aligned_path, labels_path, match_radius_frac: f
     aligned = read_series(aligned_path)
     ref_index = int(aligned["attrs"]["reference_index"])
     labels = read_positions(labels_path)
+    transfers = sorted(set(labels["transfer"])) if "transfer" in labels else ["rigid"]
     shape = series["frames"].shape[1:]
     px_pm = float(series["attrs"]["pixel_size_pm"])
     rows = []
     for frame in range(len(series["frames"])):
-        pred = labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy()
-        score = score_detections(pred, truth_positions(series, frame, truth_kinds), shape, match_radius_frac,
-                                 border_frac, pixel_size_pm=px_pm)
-        rows.append({"dataset": Path(series_path).stem, "frame": frame,
-                     "labels": "reference_frame" if frame == ref_index else "rigid_transfer", **score.as_dict()})
+        truth = truth_positions(series, frame, truth_kinds)
+        for transfer in ([transfers[0]] if frame == ref_index else transfers):
+            chosen = select_transfer(labels, transfer)
+            pred = chosen.loc[chosen["frame"] == frame, ["x", "y"]].to_numpy()
+            score = score_detections(pred, truth, shape, match_radius_frac, border_frac, pixel_size_pm=px_pm)
+            name = "reference_frame" if frame == ref_index else f"{transfer}_transfer"
+            rows.append({"dataset": Path(series_path).stem, "frame": frame, "labels": name, **score.as_dict()})
     return pd.DataFrame(rows)

@@ -328,3 +328,52 @@ def _attr(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+LABEL_SOURCES = ("reference", "truth")
+
+
+def write_training_pairs(path: str | os.PathLike, frames: np.ndarray, positions: pd.DataFrame, label_source: str,
+                         attrs: Mapping | None = None) -> None:
+    """Write (frame, label positions) pairs for the learned methods to HDF5, atomically.
+
+    Layout: ``frames`` float32 [n, H, W]; group ``positions`` with ``frame``
+    int32 [N], ``x``, ``y`` float64 [N] (pixels, x = column index, in that
+    frame's own coordinates); attributes ``label_source`` (``reference``:
+    labels of the best frame carried to every frame; ``truth``: the simulated
+    truth) and ``attrs``.
+    """
+    import h5py
+
+    if label_source not in LABEL_SOURCES:
+        raise AtomlocInputError(f"{path}: label_source must be one of {LABEL_SOURCES} (got {label_source!r})")
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 3:
+        raise AtomlocInputError(f"{path}: frames must be [n, H, W], got shape {frames.shape}")
+    missing = [c for c in ("frame", *POSITION_COLUMNS) if c not in positions.columns]
+    if missing:
+        raise AtomlocInputError(f"{path}: label positions lack columns {missing}")
+    pos = positions.sort_values("frame", kind="stable")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", track_order=False) as f:
+            f.create_dataset("frames", data=frames, track_times=False)
+            g = f.create_group("positions", track_order=False)
+            g.create_dataset("frame", data=pos["frame"].to_numpy(np.int32), track_times=False)
+            for key in POSITION_COLUMNS:
+                g.create_dataset(key, data=pos[key].to_numpy(np.float64), track_times=False)
+            f.attrs["label_source"] = label_source
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value
+
+
+def read_training_pairs(path: str | os.PathLike) -> tuple[np.ndarray, list[np.ndarray], dict]:
+    """Read :func:`write_training_pairs` output: frames, per-frame (m, 2) (x, y) arrays, attributes."""
+    path = Path(path)
+    with _open_series(path) as f:
+        if "frames" not in f or "positions" not in f:
+            raise AtomlocInputError(f"{path}: not a training-pairs file (needs 'frames' and 'positions')")
+        frames = f["frames"][()]
+        frame = f["positions/frame"][()]
+        xy = np.column_stack([f["positions/x"][()], f["positions/y"][()]])
+        attrs = {k: _attr(v) for k, v in f.attrs.items()}
+    return frames, [xy[frame == k] for k in range(len(frames))], attrs

@@ -6,8 +6,10 @@ atoms, convolved with a Gaussian probe of FWHM ``probe_fwhm_A``.  The convolutio
 of two Gaussians is a Gaussian, so each column is rendered exactly at its
 sub-pixel position by point sampling (a STEM image samples the probe at the
 scan positions).  Counts are Poisson at the frame's dose, plus Gaussian read
-noise.  Frames of one series differ by a random rigid drift (a random walk) and
-a log-uniform random dose.
+noise.  Frames of one series differ by a random rigid drift (a random walk), a
+slow non-rigid drift within each frame (row-wise shifts along the slow-scan
+axis: linear creep plus a smooth random field, applied while sampling) and a
+log-uniform random dose.
 
 Coordinates: pixel (row i, column j) samples the specimen at
 (x, y) = (j, i) * pixel size; truth positions are returned in pixels with the
@@ -62,6 +64,14 @@ class SeriesSpec:
         Standard deviation of the Gaussian read noise, counts.
     drift_px_per_frame : float
         Standard deviation of the per-frame rigid drift step along x and y, px.
+    scan_creep_px : float
+        Standard deviation, per frame and axis, of the linear creep within a
+        frame: the shift of the last scan row relative to the first, px.
+    scan_wobble_px : float
+        Standard deviation of a smooth random row-wise shift within a frame
+        (per axis), px.
+    scan_wobble_rows : float
+        Correlation length of that random shift along the slow-scan axis, rows.
     seed : int
         Seed of every random draw of the series.
     """
@@ -79,6 +89,9 @@ class SeriesSpec:
     background_fraction: float = 0.005
     read_noise_counts: float = 0.5
     drift_px_per_frame: float = 2.0
+    scan_creep_px: float = 0.8
+    scan_wobble_px: float = 0.25
+    scan_wobble_rows: float = 24.0
     seed: int = 0
 
     @classmethod
@@ -115,13 +128,16 @@ class SeriesSpec:
             bad("dose_e_per_A2", "must be [min, max] with 0 < min <= max")
         if not 0 < self.collection_fraction <= 1:
             bad("collection_fraction", "must be in (0, 1]")
-        for key in ("column_sigma_A", "background_fraction", "read_noise_counts", "drift_px_per_frame"):
+        for key in ("column_sigma_A", "background_fraction", "read_noise_counts", "drift_px_per_frame",
+                    "scan_creep_px", "scan_wobble_px"):
             if getattr(self, key) < 0:
                 bad(key, "must be >= 0")
+        if not self.scan_wobble_rows > 0:
+            bad("scan_wobble_rows", "must be > 0")
 
 
 def render_columns(shape_px, x_px: np.ndarray, y_px: np.ndarray, amplitude: np.ndarray,
-                   sigma_px: float) -> np.ndarray:
+                   sigma_px: float, row_shift_px: np.ndarray | None = None) -> np.ndarray:
     """Sum of isotropic Gaussians point-sampled on a pixel grid.
 
     Parameters
@@ -134,24 +150,83 @@ def render_columns(shape_px, x_px: np.ndarray, y_px: np.ndarray, amplitude: np.n
         Peak value of each Gaussian.
     sigma_px : float
         Gaussian sigma in pixels.
+    row_shift_px : ndarray, shape (H, 2), optional
+        Scan distortion: the probe of scan row i lands ``(dx, dy) = row_shift_px[i]``
+        pixels short of its nominal position, so a point at (x, y) is imaged in row
+        i where i - dy(i) = y, at x + dx(i) (see :func:`distorted_positions`).
 
     Returns
     -------
     ndarray of float64, shape (H, W)
     """
     h, w = shape_px
-    radius = int(np.ceil(5.0 * sigma_px))
+    x_px = np.asarray(x_px, dtype=np.float64)
+    y_px = np.asarray(y_px, dtype=np.float64)
+    shift = np.zeros((h, 2)) if row_shift_px is None else np.asarray(row_shift_px, dtype=np.float64)
+    margin = int(np.ceil(np.abs(shift).max())) + 1 if row_shift_px is not None else 0
+    radius = int(np.ceil(5.0 * sigma_px)) + margin
     offsets = np.arange(-radius, radius + 1)
-    cx = np.rint(x_px).astype(np.int64)
-    cy = np.rint(y_px).astype(np.int64)
+    cx = np.rint(x_px + shift[:, 0].mean()).astype(np.int64)
+    cy = np.rint(y_px + shift[:, 1].mean()).astype(np.int64)
     ix = cx[:, None] + offsets[None, :]  # (m, k)
     iy = cy[:, None] + offsets[None, :]
-    gx = np.exp(-0.5 * ((ix - x_px[:, None]) / sigma_px) ** 2)
-    gy = np.exp(-0.5 * ((iy - y_px[:, None]) / sigma_px) ** 2) * amplitude[:, None]
-    vals = gy[:, :, None] * gx[:, None, :]  # (m, ky, kx)
+    row = np.clip(iy, 0, h - 1)
+    gy = np.exp(-0.5 * ((iy - shift[row, 1] - y_px[:, None]) / sigma_px) ** 2) * amplitude[:, None]
+    gx = np.exp(-0.5 * ((ix[:, None, :] - shift[row, 0][:, :, None] - x_px[:, None, None]) / sigma_px) ** 2)
+    vals = gy[:, :, None] * gx  # (m, ky, kx)
     valid = ((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]
     flat = (iy[:, :, None] * w + ix[:, None, :])[valid]
     return np.bincount(flat, weights=vals[valid], minlength=h * w).reshape(h, w)
+
+
+def distorted_positions(x_px: np.ndarray, y_px: np.ndarray, row_shift_px: np.ndarray, n_iter: int = 20):
+    """Where points at (x, y) appear in a frame scanned with row-wise shifts.
+
+    Solves i - dy(i) = y for the (continuous) row i by fixed-point iteration,
+    with dy interpolated linearly between rows (and held constant beyond the
+    first and last row); the point then appears at (x + dx(i), i).
+
+    Parameters
+    ----------
+    x_px, y_px : ndarray, shape (m,)
+        Undistorted positions, pixels.
+    row_shift_px : ndarray, shape (H, 2)
+        (dx, dy) of each scan row, pixels (as in :func:`render_columns`).
+
+    Returns
+    -------
+    x, y : ndarray, shape (m,)
+    """
+    rows = np.arange(len(row_shift_px), dtype=np.float64)
+    y = np.asarray(y_px, dtype=np.float64)
+    i = y.copy()
+    for _ in range(n_iter):
+        i = y + np.interp(i, rows, row_shift_px[:, 1])
+    return np.asarray(x_px, dtype=np.float64) + np.interp(i, rows, row_shift_px[:, 0]), i
+
+
+def scan_distortion(n_rows: int, creep_px: float, wobble_px: float, wobble_rows: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Random slow-scan distortion of one frame: row-wise (dx, dy) shifts in pixels.
+
+    A linear creep (shift of the last row relative to the first drawn from
+    N(0, creep_px) per axis) plus a smooth random field (white noise along the
+    rows smoothed by a Gaussian of ``wobble_rows`` rows, scaled to standard
+    deviation ``wobble_px``); the mean over rows is removed, so the rigid drift
+    of the frame stays its mean shift.
+
+    Returns
+    -------
+    ndarray, shape (n_rows, 2)
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    t = np.linspace(-0.5, 0.5, n_rows)[:, None]
+    shift = t * rng.normal(0.0, creep_px, size=(1, 2))
+    noise = gaussian_filter1d(rng.standard_normal((n_rows, 2)), wobble_rows, axis=0, mode="reflect")
+    std = noise.std(axis=0)
+    shift = shift + wobble_px * noise / np.where(std > 0, std, 1.0)
+    return shift - shift.mean(axis=0)
 
 
 def simulate_series(spec: SeriesSpec) -> dict:
@@ -166,6 +241,8 @@ def simulate_series(spec: SeriesSpec) -> dict:
     dict
         ``frames`` float32 [n, H, W] in detector counts; ``dose_e_per_A2`` [n];
         ``drift_px`` [n, 2] true rigid drift (x, y) in pixels, frame 0 at (0, 0);
+        ``scan_shift_px`` [n, H, 2] the within-frame row-wise scan distortion
+        (:func:`scan_distortion`; zero mean per frame);
         ``truth`` with ``x``, ``y`` [n, m] column positions in each frame's pixels,
         ``element``, ``kind`` [m] and ``weight`` [m]; ``attrs`` for the HDF5 file.
     """
@@ -191,10 +268,16 @@ def simulate_series(spec: SeriesSpec) -> dict:
     log_lo, log_hi = np.log(spec.dose_e_per_A2)
     dose = np.exp(rng.uniform(log_lo, log_hi, size=spec.n_frames))
     frames = np.empty((spec.n_frames, h, w), dtype=np.float32)
-    x_true = xy_A[:, 0][None, :] / px_A + drift_px[:, 0:1]
-    y_true = xy_A[:, 1][None, :] / px_A + drift_px[:, 1:2]
+    x_rigid = xy_A[:, 0][None, :] / px_A + drift_px[:, 0:1]
+    y_rigid = xy_A[:, 1][None, :] / px_A + drift_px[:, 1:2]
+    scan = np.stack([scan_distortion(h, spec.scan_creep_px, spec.scan_wobble_px, spec.scan_wobble_rows, rng)
+                     for _ in range(spec.n_frames)])
+    x_true = np.empty_like(x_rigid)
+    y_true = np.empty_like(y_rigid)
     for k in range(spec.n_frames):
-        fraction = spec.background_fraction + render_columns((h, w), x_true[k], y_true[k], amplitude, sigma_px)
+        x_true[k], y_true[k] = distorted_positions(x_rigid[k], y_rigid[k], scan[k])
+        fraction = spec.background_fraction + render_columns((h, w), x_rigid[k], y_rigid[k], amplitude, sigma_px,
+                                                             row_shift_px=scan[k])
         electrons = dose[k] * px_A ** 2
         counts = rng.poisson(electrons * fraction).astype(np.float64)
         if spec.read_noise_counts > 0:
@@ -209,4 +292,5 @@ def simulate_series(spec: SeriesSpec) -> dict:
         "probe_fwhm_A": float(spec.probe_fwhm_A),
         "column_sigma_px": float(sigma_px),
     }
-    return {"frames": frames, "dose_e_per_A2": dose, "drift_px": drift_px, "truth": truth, "attrs": attrs}
+    return {"frames": frames, "dose_e_per_A2": dose, "drift_px": drift_px, "scan_shift_px": scan, "truth": truth,
+            "attrs": attrs}

@@ -24,17 +24,18 @@ SUMMARY_METRICS = {
 }
 
 
-def summarise(per_image: pd.DataFrame, by: str = "method") -> pd.DataFrame:
+def summarise(per_image: pd.DataFrame, by: str | list[str] = "method") -> pd.DataFrame:
     """Mean and standard deviation (ddof=1; 0 for one image) of each metric per group.
 
-    Returns one row per group with ``n_images``, summed ``tp, fp, fn`` and
-    ``<metric>_mean`` / ``<metric>_std`` for every metric in
-    :data:`SUMMARY_METRICS` present in ``per_image``.
+    Returns one row per group (``by``: one column or a list) with ``n_images``,
+    summed ``tp, fp, fn`` and ``<metric>_mean`` / ``<metric>_std`` for every
+    metric in :data:`SUMMARY_METRICS` present in ``per_image``.
     """
+    keys = [by] if isinstance(by, str) else list(by)
     metrics = [m for m in SUMMARY_METRICS if m in per_image.columns]
     rows = []
-    for key, g in per_image.groupby(by, sort=True):
-        row = {by: key, "n_images": len(g)}
+    for key, g in per_image.groupby(keys, sort=True):
+        row = {**dict(zip(keys, key)), "n_images": len(g)}
         for c in ("tp", "fp", "fn"):
             if c in g:
                 row[c] = int(g[c].sum())
@@ -47,9 +48,10 @@ def summarise(per_image: pd.DataFrame, by: str = "method") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markdown_summary(summary: pd.DataFrame, by: str = "method") -> pd.DataFrame:
+def markdown_summary(summary: pd.DataFrame, by: str | list[str] = "method") -> pd.DataFrame:
     """Human view of :func:`summarise`: one ``mean ± std`` cell per metric, units in headers."""
-    out = pd.DataFrame({by: summary[by], "images": summary["n_images"]})
+    keys = [by] if isinstance(by, str) else list(by)
+    out = pd.DataFrame({**{k: summary[k] for k in keys}, "images": summary["n_images"]})
     for c in ("tp", "fp", "fn"):
         if c in summary:
             out[c.upper()] = summary[c]

@@ -111,3 +111,18 @@ def test_bad_options_are_named(kwargs, key):
     img, _ = two_peaks(12.0)
     with pytest.raises(AtomlocInputError, match=key):
         find_foci(img, **kwargs)
+
+
+def test_planted_lattice_found_exactly_despite_noise_spikes():
+    rng = np.random.default_rng(8)
+    spacing, sigma = 12.0, 2.0
+    g = np.arange(8, 120, spacing)
+    px, py = [a.ravel() + rng.uniform(-0.3, 0.3, a.size) for a in np.meshgrid(g, g)]
+    img = render_columns((128, 128), px, py, np.full(px.size, 1.0), sigma)
+    # single-pixel spikes: above the background, below the merge height (0.3 x peak above background)
+    spikes = rng.integers(0, 128, size=(300, 2))
+    img[spikes[:, 0], spikes[:, 1]] += rng.uniform(0.02, 0.2, 300)
+    foci = find_foci(img, background_param=0.1, peak_param=0.3, min_size_px=5, centre_method="max")
+    assert len(foci) == px.size
+    d = np.hypot(*(foci[["x", "y"]].to_numpy()[:, None, :] - np.column_stack([px, py])[None, :, :]).T)
+    assert np.all(d.min(axis=1) <= 1.0) and np.all(d.min(axis=0) <= 1.0)  # one maximum per planted peak

@@ -65,3 +65,23 @@ def test_fixed_sigma_keeps_sigma():
 def test_empty_input():
     fit = fit_gaussians(np.ones((10, 10)), [], [], radius_px=3, sigma_px=1)
     assert len(fit.x) == 0 and fit.ok.dtype == bool
+
+
+@pytest.mark.parametrize("counts", [500.0, 5000.0])
+def test_precision_within_1p5_of_the_cramer_rao_bound(counts):
+    """Least-squares bound for a pixelated Gaussian spot: var >= 16/9 (s^2 + a^2/12) / N per axis."""
+    rng = np.random.default_rng(int(counts))
+    s, pitch, n_side = 1.5, 16, 20
+    centres = pitch / 2 + pitch * np.arange(n_side)
+    gx, gy = np.meshgrid(centres, centres)
+    x = gx.ravel() + rng.uniform(-0.5, 0.5, gx.size)
+    y = gy.ravel() + rng.uniform(-0.5, 0.5, gy.size)
+    amplitude = counts / (2 * np.pi * s ** 2)
+    img = rng.poisson(render_columns((pitch * n_side,) * 2, x, y, np.full(len(x), amplitude), s)).astype(float)
+    fit = fit_gaussians(img, np.rint(x), np.rint(y), radius_px=4 * s, sigma_px=s)
+    assert fit.ok.mean() > 0.99
+    ok = fit.ok
+    err = np.concatenate([fit.x[ok] - x[ok], fit.y[ok] - y[ok]])
+    crlb = np.sqrt(16 / 9 * (s ** 2 + 1 / 12) / counts)
+    assert abs(err.mean()) < 3 * crlb / np.sqrt(len(err))  # unbiased
+    assert err.std() <= 1.5 * crlb

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from atomloc.io import read_training_pairs
 from atomloc.simulate import SeriesSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,8 +93,13 @@ def test_tiny_tables(tiny_run):
     assert set(per_image.reference) == {"truth", "labels"}
     assert len(per_image) == 2 * 2 * len(config["methods"])  # frames x references x methods
     labels = pd.read_csv(tables / "labels.csv")
-    assert set(labels.labels) == {"reference_frame", "rigid_transfer"}
+    assert set(labels.labels) == {"reference_frame", "rigid_transfer", "nonrigid_transfer"}
+    assert set(labels.dataset) == {"tiny_mos2"}
     assert (labels.f1_mean >= 0.95).all()
+    pairs = tiny_run / "results" / "training" / "tiny_mos2.h5"
+    frames, per_frame, attrs = read_training_pairs(pairs)
+    assert attrs["label_source"] == "reference" and attrs["transfer"] == "nonrigid"
+    assert len(per_frame) == frames.shape[0] == 2 and all(len(p) > 20 for p in per_frame)
     for method in config["methods"]:
         fig = tiny_run / "results" / "figures" / "detections" / f"{method}.png"
         assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -132,7 +138,7 @@ def _digest(path: Path, drop_time: bool) -> str:
 
 def test_same_config_same_bytes(tiny_run):
     results = tiny_run / "results"
-    patterns = ["series/*.h5", "aligned/*.h5", "labels/*.csv", "positions/*/*/*.csv", "metrics/*/*.csv",
+    patterns = ["series/*.h5", "aligned/*.h5", "training/*.h5", "labels/*.csv", "positions/*/*/*.csv", "metrics/*/*.csv",
                 "tables/*.csv", "figures/detections/*.png"]
     files = sorted(p for pat in patterns for p in results.glob(pat))
     before = {p: _digest(p, True) for p in files}

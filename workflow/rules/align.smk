@@ -4,8 +4,7 @@ rule align_series:
     output:
         aligned="results/aligned/{dataset}.h5",
     params:
-        upsample_factor=config["align"]["upsample_factor"],
-        smooth_sigma_px=config["align"]["smooth_sigma_px"],
+        align=config["align"],
     log:
         "results/logs/align_series/{dataset}.log",
     benchmark:

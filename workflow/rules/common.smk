@@ -129,4 +129,5 @@ def final_outputs():
         for ext in ("csv", "md")
     ]
     figures = [f"results/figures/detections/{method}.png" for method in METHODS]
-    return tables + figures
+    training = [f"results/training/{dataset}.h5" for dataset in DATASETS]
+    return tables + figures + training

@@ -8,6 +8,7 @@ rule evaluate:
         metrics="results/metrics/{method}/{dataset}.csv",
     params:
         scoring=SCORING,
+        transfer=config["align"]["alignment"],
     log:
         "results/logs/evaluate/{method}/{dataset}.log",
     benchmark:

@@ -14,6 +14,7 @@ rule tables:
     params:
         scoring=SCORING,
         skipped=SKIPPED_METHODS,
+        transfer=config["align"]["alignment"],
     log:
         "results/logs/tables/tables.log",
     threads: 1

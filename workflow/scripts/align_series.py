@@ -2,19 +2,23 @@ from _common import start_log
 
 import numpy as np
 
-from atomloc.align import align_series
+from atomloc.align import align_series, transfer_error_px
 from atomloc.io import read_series, write_series
 
 log = start_log(snakemake)  # noqa: F821
 series = read_series(snakemake.input.series)
-result = align_series(series["frames"], upsample_factor=snakemake.params.upsample_factor,
-                      smooth_sigma_px=snakemake.params.smooth_sigma_px)
+result = align_series(series["frames"], **snakemake.params.align)
 ref = result["reference_index"]
 log.info("frame quality %s -> reference frame %d", np.round(result["quality"], 3).tolist(), ref)
-arrays = {"drift_px": result["drift_px"], "quality": result["quality"]}
-if "drift_px" in series:
-    true = series["drift_px"] - series["drift_px"][ref]
-    arrays["drift_error_px"] = result["drift_px"] - true
-    log.info("drift error vs truth: max %.4f px", float(np.abs(arrays["drift_error_px"]).max()))
-write_series(snakemake.output.aligned, result["aligned"], {**series["attrs"], "reference_index": ref},
-             arrays=arrays)
+arrays = {"drift_px": result["drift_px"], "row_shift_px": result["row_shift_px"], "quality": result["quality"]}
+if "truth" in series:
+    shape = series["frames"].shape[1:]
+    tx, ty = series["truth"]["x"], series["truth"]["y"]
+    arrays["rigid_error_px"] = transfer_error_px(tx, ty, ref, result["drift_px"], None, shape)
+    log.info("rigid transfer error vs truth (RMS px per frame): %s", np.round(arrays["rigid_error_px"], 3).tolist())
+    if result["alignment"] == "nonrigid":
+        arrays["nonrigid_error_px"] = transfer_error_px(tx, ty, ref, result["drift_px"], result["row_shift_px"], shape)
+        log.info("non-rigid transfer error vs truth (RMS px per frame): %s",
+                 np.round(arrays["nonrigid_error_px"], 3).tolist())
+write_series(snakemake.output.aligned, result["aligned"],
+             {**series["attrs"], "reference_index": ref, "alignment": result["alignment"]}, arrays=arrays)

@@ -1,5 +1,7 @@
 from _common import start_log
 
+import pandas as pd
+
 from atomloc.io import read_series, write_positions
 from atomloc.label import label_reference_frame, transfer_labels
 
@@ -9,4 +11,7 @@ ref = int(aligned["attrs"]["reference_index"])
 labels = label_reference_frame(aligned["frames"][ref], snakemake.params.method, snakemake.params.params,
                                name=f"{snakemake.input.aligned}[frame {ref}]")
 log.info("%d labels on reference frame %d by %s", len(labels), ref, snakemake.params.method)
-write_positions(snakemake.output.labels, transfer_labels(labels, aligned["drift_px"]))
+blocks = [transfer_labels(labels, aligned["drift_px"], transfer="rigid")]
+if aligned["attrs"]["alignment"] == "nonrigid":
+    blocks.append(transfer_labels(labels, aligned["drift_px"], aligned["row_shift_px"], transfer="nonrigid"))
+write_positions(snakemake.output.labels, pd.concat(blocks, ignore_index=True))

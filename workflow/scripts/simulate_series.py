@@ -8,7 +8,8 @@ spec = SeriesSpec.from_mapping(snakemake.params.spec, name=f"datasets.{snakemake
 log.info("spec %s", spec)
 series = simulate_series(spec)
 write_series(snakemake.output.series, series["frames"], series["attrs"],
-             arrays={"dose_e_per_A2": series["dose_e_per_A2"], "drift_px": series["drift_px"]},
+             arrays={"dose_e_per_A2": series["dose_e_per_A2"], "drift_px": series["drift_px"],
+                     "scan_shift_px": series["scan_shift_px"]},
              truth=series["truth"])
 log.info("wrote %d frames of %s, %d columns, doses %s e/A^2", len(series["frames"]), spec.shape_px,
          series["truth"]["x"].shape[1], series["dose_e_per_A2"].round(0).tolist())

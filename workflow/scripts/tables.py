@@ -20,7 +20,7 @@ for reference, stem in (("truth", "methods"), ("labels", "methods_vs_labels")):
         continue
     summary = summarise(rows, by="method")
     title = ("Methods scored against the simulated truth" if reference == "truth"
-             else "Methods scored against the reference labels (best frame, rigid transfer)")
+             else f"Methods scored against the reference labels (best frame, {snakemake.params.transfer} transfer)")
     write_table(snakemake.output[f"{stem}_csv"], snakemake.output[f"{stem}_md"], summary, title, notes,
                 markdown=markdown_summary(summary, by="method"))
     log.info("%s:\n%s", stem, markdown_summary(summary).to_string(index=False))
@@ -30,10 +30,12 @@ per_image = per_image[[c for c in cols if c in per_image.columns]]
 write_table(snakemake.output.per_image_csv, snakemake.output.per_image_md, per_image, "Per-image scores", notes)
 labels = pd.concat([pd.read_csv(p) for p in snakemake.input.label_metrics], ignore_index=True)
 if not labels.empty:
-    summary = summarise(labels, by="labels")
+    summary = summarise(labels, by=["dataset", "labels"])
     write_table(snakemake.output.labels_csv, snakemake.output.labels_md, summary,
-                "Reference labels scored against the simulated truth", notes[:1],
-                markdown=markdown_summary(summary, by="labels"))
+                "Reference labels scored against the simulated truth, per dataset", notes[:1] + [
+                    "reference_frame: the best frame's own labels; rigid_transfer / nonrigid_transfer: those "
+                    "labels carried to the other frames by the rigid drift / by drift + row-wise slow-scan shifts."],
+                markdown=markdown_summary(summary, by=["dataset", "labels"]))
 else:
     write_table(snakemake.output.labels_csv, snakemake.output.labels_md, labels,
                 "Reference labels scored against the simulated truth", ["No dataset carries truth."])
