@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -20,3 +22,17 @@ def test_methods_speed_prints_a_row_per_method():
     assert float(rows["skimage blob_log (reference)"]["x_blob_log"]) == 1.0
     assert float(rows["gaussfit"]["x_blob_log"]) > 0
     assert float(rows["gaussfit"]["f1"]) >= 0.98
+
+
+def test_gaussfit_benchmark_compares_with_atomap():
+    pytest.importorskip("atomap")
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gaussfit.py"), "--size", "128"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = [[cell.strip() for cell in line.split("|")[1:-1]] for line in res.stdout.splitlines()
+             if line.startswith("| ")]
+    rows = {cells[0]: dict(zip(lines[0], cells)) for cells in lines[1:]}
+    ours = rows["atomloc fit_gaussians (elliptical)"]
+    atomap = rows["atomap refine_atom_positions_using_2d_gaussian"]
+    assert float(ours["speedup_vs_atomap"]) > 1.0
+    assert float(ours["rmse_px"]) <= 1.2 * float(atomap["rmse_px"])

@@ -85,3 +85,24 @@ def test_precision_within_1p5_of_the_cramer_rao_bound(counts):
     crlb = np.sqrt(16 / 9 * (s ** 2 + 1 / 12) / counts)
     assert abs(err.mean()) < 3 * crlb / np.sqrt(len(err))  # unbiased
     assert err.std() <= 1.5 * crlb
+
+
+def test_elliptical_fit_recovers_shape_and_position():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:40, 0:40].astype(float)
+    x0, y0, s_major, s_minor, theta = 19.6, 20.3, 2.4, 1.3, 0.5
+    dx, dy = xx - x0, yy - y0
+    u = dx * np.cos(theta) + dy * np.sin(theta)
+    v = -dx * np.sin(theta) + dy * np.cos(theta)
+    img = 4.0 + 100.0 * np.exp(-0.5 * (u ** 2 / s_major ** 2 + v ** 2 / s_minor ** 2))
+    fit = fit_gaussians(img + 0.01 * rng.standard_normal(img.shape), [20], [20], radius_px=8, sigma_px=2.0,
+                        elliptical=True)
+    assert fit.ok[0]
+    assert abs(fit.x[0] - x0) < 0.01 and abs(fit.y[0] - y0) < 0.01
+    assert fit.sigma_major[0] == pytest.approx(s_major, rel=0.01)
+    assert fit.sigma_minor[0] == pytest.approx(s_minor, rel=0.01)
+    assert fit.theta[0] == pytest.approx(theta, abs=0.01)
+    assert fit.sigma[0] == pytest.approx(np.sqrt(s_major * s_minor), rel=0.01)
+    # round fits carry no elliptical shape
+    round_fit = fit_gaussians(img, [20], [20], radius_px=8, sigma_px=2.0)
+    assert round_fit.sigma_major is None
