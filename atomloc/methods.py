@@ -240,6 +240,13 @@ def blob_sigma_range(spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO):
     return min_sigma, max_sigma
 
 
+def _detect_blobs(detector, image, spacing_px, min_sigma_px, max_sigma_px, **kwargs):
+    """Run a scikit-image blob detector on the 0-1 scaled image with the spacing's sigma range."""
+    min_sigma, max_sigma = blob_sigma_range(spacing_px, min_sigma_px, max_sigma_px)
+    img = normalise(image)
+    return _blob_table(img, detector(img, min_sigma=min_sigma, max_sigma=max_sigma, **kwargs))
+
+
 def _blob_table(img, blobs):
     """Positions of bright blobs (rows y, x, sigma); dark blobs (positive Laplacian) are dropped."""
     blobs = np.asarray(blobs, dtype=np.float64).reshape(-1, 3)
@@ -267,11 +274,8 @@ def log_blobs(image, spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma
     Positions are whole pixels (the scale-space maximum); blobs darker than
     their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
     """
-    min_sigma, max_sigma = blob_sigma_range(spacing_px, min_sigma_px, max_sigma_px)
-    img = normalise(image)
-    blobs = blob_log(img, min_sigma=min_sigma, max_sigma=max_sigma, num_sigma=int(num_sigma),
-                     threshold=float(threshold), overlap=float(overlap), exclude_border=False)
-    return _blob_table(img, blobs)
+    return _detect_blobs(blob_log, image, spacing_px, min_sigma_px, max_sigma_px, num_sigma=int(num_sigma),
+                         threshold=float(threshold), overlap=float(overlap), exclude_border=False)
 
 
 @register("dog",
@@ -286,13 +290,10 @@ def dog_blobs(image, spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO, sigma_rat
     Positions are whole pixels (the scale-space maximum); blobs darker than
     their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
     """
-    min_sigma, max_sigma = blob_sigma_range(spacing_px, min_sigma_px, max_sigma_px)
     if not float(sigma_ratio) > 1:
         raise AtomlocInputError(f"parameter sigma_ratio must be > 1 (got {sigma_ratio})")
-    img = normalise(image)
-    blobs = blob_dog(img, min_sigma=min_sigma, max_sigma=max_sigma, sigma_ratio=float(sigma_ratio),
-                     threshold=float(threshold), overlap=float(overlap), exclude_border=False)
-    return _blob_table(img, blobs)
+    return _detect_blobs(blob_dog, image, spacing_px, min_sigma_px, max_sigma_px, sigma_ratio=float(sigma_ratio),
+                         threshold=float(threshold), overlap=float(overlap), exclude_border=False)
 
 
 @register("doh",
@@ -313,11 +314,8 @@ def doh_blobs(image, spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma
     Positions are whole pixels (the scale-space maximum); blobs darker than
     their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
     """
-    min_sigma, max_sigma = blob_sigma_range(spacing_px, min_sigma_px, max_sigma_px)
-    img = normalise(image)
-    blobs = blob_doh(img, min_sigma=min_sigma, max_sigma=max_sigma, num_sigma=int(num_sigma),
-                     threshold=float(threshold), overlap=float(overlap))
-    return _blob_table(img, blobs)
+    return _detect_blobs(blob_doh, image, spacing_px, min_sigma_px, max_sigma_px, num_sigma=int(num_sigma),
+                         threshold=float(threshold), overlap=float(overlap))
 
 
 def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, threshold_rel=0.1):
