@@ -151,7 +151,11 @@ def segment_foci(image: np.ndarray, background: float, search_method: str = "abo
 
 
 def _merge_peaks(image, labels, peak_index, background, peak_method, peak_param, min_size_px):
-    """Merge or drop peaks, lowest first.  Returns the final label image and, per survivor, its saddle."""
+    """Merge or drop peaks, lowest first.
+
+    Returns the final label image (absorbed regions relabelled to their absorber, dropped ones to 0),
+    the survivor flags per label and each survivor's highest saddle (the background if none).
+    """
     flat = image.ravel()
     n = len(peak_index)
     height = flat[peak_index]
