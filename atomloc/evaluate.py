@@ -98,13 +98,14 @@ def evaluate_labels(series_path, aligned_path, labels_path, match_radius_frac: f
     ref_index = int(aligned["attrs"]["reference_index"])
     labels = read_positions(labels_path)
     transfers = sorted(set(labels["transfer"])) if "transfer" in labels else ["rigid"]
+    by_transfer = {t: select_transfer(labels, t) for t in transfers}
     shape = series["frames"].shape[1:]
     px_pm = float(series["attrs"]["pixel_size_pm"])
     rows = []
     for frame in range(len(series["frames"])):
         truth = truth_positions(series, frame, truth_kinds)
         for transfer in ([transfers[0]] if frame == ref_index else transfers):
-            chosen = select_transfer(labels, transfer)
+            chosen = by_transfer[transfer]
             pred = chosen.loc[chosen["frame"] == frame, ["x", "y"]].to_numpy()
             score = score_detections(pred, truth, shape, match_radius_frac, border_frac, pixel_size_pm=px_pm)
             name = "reference_frame" if frame == ref_index else f"{transfer}_transfer"

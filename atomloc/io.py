@@ -195,7 +195,7 @@ def read_positions(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_series(path: str | os.PathLike, frames: np.ndarray, attrs: Mapping, arrays: Mapping | None = None,
-                 truth: Mapping | None = None) -> None:
+                 truth: Mapping | None = None, groups: Mapping[str, Mapping] | None = None) -> None:
     """Write an image series to HDF5 atomically and byte-reproducibly.
 
     Parameters
@@ -211,6 +211,8 @@ def write_series(path: str | os.PathLike, frames: np.ndarray, attrs: Mapping, ar
         ``drift_px`` [n, 2] as (x, y)).
     truth : mapping of str to ndarray, optional
         Stored in group ``truth`` (``x``, ``y`` [n, m] pixels; ``element``, ``kind`` [m]).
+    groups : mapping of str to mapping, optional
+        Further groups of arrays, name -> {dataset name: array}.
     """
     import h5py
 
@@ -224,9 +226,10 @@ def write_series(path: str | os.PathLike, frames: np.ndarray, attrs: Mapping, ar
                 f.attrs[key] = value
             for key, value in (arrays or {}).items():
                 f.create_dataset(key, data=_h5_array(value), track_times=False)
-            if truth is not None:
-                g = f.create_group("truth", track_order=False)
-                for key, value in truth.items():
+            all_groups = {**({"truth": truth} if truth is not None else {}), **(groups or {})}
+            for name, members in all_groups.items():
+                g = f.create_group(name, track_order=False)
+                for key, value in members.items():
                     g.create_dataset(key, data=_h5_array(value), track_times=False)
 
 
@@ -343,8 +346,6 @@ def write_training_pairs(path: str | os.PathLike, frames: np.ndarray, positions:
     labels of the best frame carried to every frame; ``truth``: the simulated
     truth) and ``attrs``.
     """
-    import h5py
-
     if label_source not in LABEL_SOURCES:
         raise AtomlocInputError(f"{path}: label_source must be one of {LABEL_SOURCES} (got {label_source!r})")
     frames = np.asarray(frames, dtype=np.float32)
@@ -354,24 +355,16 @@ def write_training_pairs(path: str | os.PathLike, frames: np.ndarray, positions:
     if missing:
         raise AtomlocInputError(f"{path}: label positions lack columns {missing}")
     pos = positions.sort_values("frame", kind="stable")
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", track_order=False) as f:
-            f.create_dataset("frames", data=frames, track_times=False)
-            g = f.create_group("positions", track_order=False)
-            g.create_dataset("frame", data=pos["frame"].to_numpy(np.int32), track_times=False)
-            for key in POSITION_COLUMNS:
-                g.create_dataset(key, data=pos[key].to_numpy(np.float64), track_times=False)
-            f.attrs["label_source"] = label_source
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = value
+    columns = {"frame": pos["frame"].to_numpy(np.int32), **{k: pos[k].to_numpy(np.float64) for k in POSITION_COLUMNS}}
+    write_series(path, frames, {**(attrs or {}), "label_source": label_source}, groups={"positions": columns})
 
 
 def read_training_pairs(path: str | os.PathLike) -> tuple[np.ndarray, list[np.ndarray], dict]:
     """Read :func:`write_training_pairs` output: frames, per-frame (m, 2) (x, y) arrays, attributes."""
     path = Path(path)
     with _open_series(path) as f:
-        if "frames" not in f or "positions" not in f:
-            raise AtomlocInputError(f"{path}: not a training-pairs file (needs 'frames' and 'positions')")
+        if "positions" not in f:
+            raise AtomlocInputError(f"{path}: not a training-pairs file (no 'positions' group)")
         frames = f["frames"][()]
         frame = f["positions/frame"][()]
         xy = np.column_stack([f["positions/x"][()], f["positions/y"][()]])
