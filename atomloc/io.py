@@ -195,7 +195,8 @@ def read_positions(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_series(path: str | os.PathLike, frames: np.ndarray, attrs: Mapping, arrays: Mapping | None = None,
-                 truth: Mapping | None = None, groups: Mapping[str, Mapping] | None = None) -> None:
+                 truth: Mapping | None = None, groups: Mapping[str, Mapping] | None = None,
+                 compression: str | None = None) -> None:
     """Write an image series to HDF5 atomically and byte-reproducibly.
 
     Parameters
@@ -213,6 +214,8 @@ def write_series(path: str | os.PathLike, frames: np.ndarray, attrs: Mapping, ar
         Stored in group ``truth`` (``x``, ``y`` [n, m] pixels; ``element``, ``kind`` [m]).
     groups : mapping of str to mapping, optional
         Further groups of arrays, name -> {dataset name: array}.
+    compression : str, optional
+        HDF5 filter for ``frames`` and the group arrays (e.g. ``"gzip"``).
     """
     import h5py
 
@@ -221,7 +224,7 @@ def write_series(path: str | os.PathLike, frames: np.ndarray, attrs: Mapping, ar
         raise ValueError(f"{path}: frames must be [n, H, W], got shape {frames.shape}")
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=False) as f:
-            f.create_dataset("frames", data=frames, track_times=False)
+            f.create_dataset("frames", data=frames, track_times=False, compression=compression)
             for key, value in attrs.items():
                 f.attrs[key] = value
             for key, value in (arrays or {}).items():
@@ -230,7 +233,9 @@ def write_series(path: str | os.PathLike, frames: np.ndarray, attrs: Mapping, ar
             for name, members in all_groups.items():
                 g = f.create_group(name, track_order=False)
                 for key, value in members.items():
-                    g.create_dataset(key, data=_h5_array(value), track_times=False)
+                    arr = _h5_array(value)
+                    g.create_dataset(key, data=arr, track_times=False,
+                                     compression=compression if arr.ndim >= 2 else None)
 
 
 def _h5_array(value) -> np.ndarray:
@@ -370,3 +375,42 @@ def read_training_pairs(path: str | os.PathLike) -> tuple[np.ndarray, list[np.nd
         xy = np.column_stack([f["positions/x"][()], f["positions/y"][()]])
         attrs = {k: _attr(v) for k, v in f.attrs.items()}
     return frames, [xy[frame == k] for k in range(len(frames))], attrs
+
+
+LIBRARY_MAPS = ("confidence", "gaussian_mask", "circular_mask")
+LIBRARY_ARRAYS = ("spacing_px", "pixel_size_pm", "electrons_per_px", "defocus_nm", "rotation_deg", "structure")
+
+
+def write_library(path: str | os.PathLike, library: Mapping, attrs: Mapping | None = None) -> None:
+    """Write a training library (:func:`atomloc.library.synthesize_library`) to HDF5, atomically.
+
+    Layout: ``frames`` float32 [n, H, W] (the images); group ``labels`` with
+    :data:`LIBRARY_MAPS` [n, H, W]; group ``positions`` with ``image`` int32
+    [N], ``x``, ``y`` [N] (pixels); per-image arrays :data:`LIBRARY_ARRAYS`.
+    """
+    pos = library["positions"]
+    index = np.concatenate([np.full(len(p), k, dtype=np.int32) for k, p in enumerate(pos)])
+    xy = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in pos])
+    write_series(path, library["images"], dict(attrs or {}), arrays={k: library[k] for k in LIBRARY_ARRAYS},
+                 groups={"labels": {k: np.asarray(library[k], dtype=np.float32) for k in LIBRARY_MAPS},
+                         "positions": {"image": index, "x": xy[:, 0], "y": xy[:, 1]}},
+                 compression="gzip")
+
+
+def read_library(path: str | os.PathLike) -> dict:
+    """Read :func:`write_library` output into the dict of :func:`atomloc.library.synthesize_library`."""
+    path = Path(path)
+    with _open_series(path) as f:
+        if "labels" not in f or "positions" not in f:
+            raise AtomlocInputError(f"{path}: not a training library (needs groups 'labels' and 'positions')")
+        out = {"images": f["frames"][()], "attrs": {k: _attr(v) for k, v in f.attrs.items()}}
+        for key in LIBRARY_MAPS:
+            out[key] = f[f"labels/{key}"][()]
+        for key in LIBRARY_ARRAYS:
+            out[key] = _decode(f[key][()])
+        index = f["positions/image"][()]
+        xy = np.column_stack([f["positions/x"][()], f["positions/y"][()]])
+    out["positions"] = [xy[index == k] for k in range(len(out["images"]))]
+    if not np.all(np.isfinite(out["images"])):
+        raise AtomlocInputError(f"{path}: library images contain NaN or infinite pixels")
+    return out

@@ -48,6 +48,7 @@ class Method:
     requires: tuple[str, ...] = ()
     extra: str = ""
     imports: tuple[str, ...] = ()
+    needs_spacing: bool = True
 
     def missing(self) -> list[str]:
         """Importable modules this method needs that are not installed."""
@@ -83,13 +84,15 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register(name: str, description: str, requires: tuple[str, ...] = (), extra: str = "",
-             imports: tuple[str, ...] = (), **defaults):
+             imports: tuple[str, ...] = (), needs_spacing: bool = True, **defaults):
     """Register ``func`` as method ``name`` with default parameters.
 
     Every method also takes ``spacing_px`` (default ``"auto"``).  ``requires``
     lists the optional top-level packages the method needs (checked without
     importing them), ``extra`` the package extra that installs them and
     ``imports`` the modules it imports when it runs (see :meth:`Method.load`).
+    With ``needs_spacing=False`` an ``"auto"`` spacing is passed on as
+    ``"auto"`` (the method finds its own) instead of being estimated first.
     """
     def decorator(func):
         if name in _REGISTRY:
@@ -99,7 +102,7 @@ def register(name: str, description: str, requires: tuple[str, ...] = (), extra:
         if missing:
             raise TypeError(f"{func.__name__} lacks parameters {missing}")
         _REGISTRY[name] = Method(name, func, {"spacing_px": AUTO, **defaults}, description, tuple(requires), extra,
-                                 tuple(imports))
+                                 tuple(imports), needs_spacing)
         return func
 
     return decorator
@@ -149,7 +152,8 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     if pixel_size_pm is not None and not pixel_size_pm > 0:
         raise AtomlocInputError(f"{name}: pixel_size_pm must be > 0 (got {pixel_size_pm})")
     if resolved["spacing_px"] == AUTO:
-        resolved["spacing_px"] = estimate_spacing(image, name=name)
+        if m.needs_spacing:
+            resolved["spacing_px"] = estimate_spacing(image, name=name)
     elif not float(resolved["spacing_px"]) > 0:
         raise AtomlocInputError(f"method {method!r}: spacing_px must be > 0 (got {resolved['spacing_px']})")
     out = m.func(image, **resolved)
@@ -516,3 +520,32 @@ def atomap_locate(image, spacing_px, separation_px=AUTO, threshold_rel=0.02, per
                 sub.refine_atom_positions_using_2d_gaussian(percent_to_nn=float(percent_to_nn),
                                                             show_progressbar=False)
         return pd.DataFrame({"x": np.asarray(sub.x_position, float), "y": np.asarray(sub.y_position, float)})
+
+
+# --- learned locators (PyTorch; the implementation lives in atomloc.nets, imported when called) ---
+
+@register("atomid",
+          "AtomID-net: U-Net confidence map + global-spacing branch, max-pool proposals, boxes of the "
+          "predicted spacing, greedy NMS (IoU 0.3) with a confidence lower bound; heads log/dog/doh optional.",
+          imports=("torch", "atomloc.nets.locate", "atomloc.nets.models"), needs_spacing=False,
+          model=AUTO, min_confidence=0.3, window_px=3, iou_threshold=0.3, head="nms", subpixel=True,
+          max_tile_px=1024, device=AUTO)
+def atomid(image, spacing_px, model=AUTO, min_confidence=0.3, window_px=3, iou_threshold=0.3, head="nms",
+           subpixel=True, max_tile_px=1024, device=AUTO):
+    """See :func:`atomloc.nets.locate.atomid_locate`; ``model`` auto = ``results/models/atomid.pt``."""
+    from atomloc.nets.locate import atomid_locate
+
+    return atomid_locate(image, spacing_px, model, min_confidence, window_px, iou_threshold, head, subpixel,
+                         max_tile_px, device)
+
+
+@register("atomsegnet",
+          "AtomSegNet-style U-Net (modified chi-square loss) segmentation map, Otsu threshold, "
+          "connected components, centroids; optional 2-D Gaussian refinement.",
+          imports=("torch", "atomloc.nets.locate", "atomloc.nets.models"), needs_spacing=False,
+          model=AUTO, min_area_px=2, refine="none", max_tile_px=1024, device=AUTO)
+def atomsegnet(image, spacing_px, model=AUTO, min_area_px=2, refine="none", max_tile_px=1024, device=AUTO):
+    """See :func:`atomloc.nets.locate.atomsegnet_locate`; ``model`` auto = ``results/models/atomsegnet.pt``."""
+    from atomloc.nets.locate import atomsegnet_locate
+
+    return atomsegnet_locate(image, spacing_px, model, min_area_px, refine, max_tile_px, device)

@@ -229,6 +229,27 @@ def scan_distortion(n_rows: int, creep_px: float, wobble_px: float, wobble_rows:
     return shift - shift.mean(axis=0)
 
 
+def scan_jitter(n_rows: int, sigma_px: float, rng: np.random.Generator, cycles_per_frame: float | None = None
+                ) -> np.ndarray:
+    """Scan-line jitter of one frame: row-wise (dx, dy) offsets in pixels.
+
+    The TEMImageNet noise model: row i is displaced by
+    ``N(0, 1) * sigma_px * sin(2 pi f t_i + phi)`` along x and y independently,
+    constant along the fast-scan direction, with ``t_i = i / n_rows``, a random
+    phase ``phi`` and ``f`` cycles per frame (random in [1, 8) unless given).
+    The result is used as ``row_shift_px`` of :func:`render_columns` (applied
+    while sampling, not as a post-warp).
+
+    Returns
+    -------
+    ndarray, shape (n_rows, 2)
+    """
+    t = np.arange(n_rows)[:, None] / n_rows
+    f = rng.uniform(1.0, 8.0) if cycles_per_frame is None else cycles_per_frame
+    phase = rng.uniform(0, 2 * np.pi, size=(1, 2))
+    return rng.standard_normal((n_rows, 2)) * sigma_px * np.sin(2 * np.pi * f * t + phase)
+
+
 def simulate_series(spec: SeriesSpec) -> dict:
     """Render a series of frames of one region with the linear imaging model.
 

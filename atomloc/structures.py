@@ -1,7 +1,10 @@
 """Crystal structures (built with ASE) and their projected atom columns.
 
-Positions here are in Ångström in the projection plane; :mod:`atomloc.simulate`
-turns them into pixel coordinates.
+Every periodic structure is an ASE cell whose third vector is the viewing
+direction (the zone axis, or the layer normal of a 2-D material) and whose
+first two vectors span the projection plane.  Positions here are in Ångström
+in the projection plane; :mod:`atomloc.simulate` turns them into pixel
+coordinates.
 """
 
 from __future__ import annotations
@@ -18,9 +21,87 @@ _MX2 = {
     "MoS2": ("Mo", "S", 3.16, 3.19),
     "WS2": ("W", "S", 3.153, 3.14),
 }
-METALS = {"Mo", "W", "Re"}
+# 1T''-ReS2 monolayer, P1 (a, b, c in Å; alpha, beta, gamma in degrees) and fractional coordinates.
+_RES2_CELLPAR = (6.66991, 6.79281, 7.19998, 91.8263, 104.1480, 118.8126)
+_RES2_SITES = (
+    ("Re", 0.064232, 0.316166, 0.490846), ("Re", 0.935768, 0.683834, 0.509154),
+    ("Re", 0.486745, 0.290893, 0.496785), ("Re", 0.513255, 0.709107, 0.503215),
+    ("S", 0.255349, 0.386402, 0.223832), ("S", 0.744651, 0.613598, 0.776168),
+    ("S", 0.725892, 0.342743, 0.255420), ("S", 0.274108, 0.657257, 0.744580),
+    ("S", 0.220389, 0.106541, 0.708452), ("S", 0.779611, 0.893459, 0.291548),
+    ("S", 0.750788, 0.134439, 0.682474), ("S", 0.249212, 0.865561, 0.317526),
+)
+# Cubic crystals viewed along [110]: in-plane vectors [-110] and [001], viewing direction [110].
+_CUT_110 = {"a": (-1, 1, 0), "b": (0, 0, 1), "c": (1, 1, 0)}
+METALS = {"Mo", "W", "Re", "Sr", "Ti", "Ni", "Pt", "Au", "Si"}
 
-MATERIALS = tuple(_MX2)
+
+def _perovskite(a_A=3.905):
+    from ase.spacegroup import crystal
+
+    return crystal(["Sr", "Ti", "O"], basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)], spacegroup=221,
+                   cellpar=[a_A] * 3 + [90] * 3)
+
+
+def _cubic(symbol, structure, a_A):
+    from ase.build import bulk
+
+    return bulk(symbol, structure, a=a_A, cubic=True)
+
+
+def _rocksalt_nio(a_A=4.177):
+    from ase.build import bulk
+
+    return bulk("NiO", "rocksalt", a=a_A, cubic=True)
+
+
+def _rutile_tio2():
+    from ase.spacegroup import crystal
+
+    return crystal(["Ti", "O"], basis=[(0, 0, 0), (0.3053, 0.3053, 0)], spacegroup=136,
+                   cellpar=[4.594, 4.594, 2.959, 90, 90, 90])
+
+
+def _res2():
+    from ase import Atoms
+    from ase.geometry import cellpar_to_cell
+
+    symbols = [site[0] for site in _RES2_SITES]
+    frac = np.array([site[1:] for site in _RES2_SITES])
+    return Atoms(symbols, scaled_positions=frac, cell=cellpar_to_cell(_RES2_CELLPAR), pbc=True)
+
+
+def _graphene(formula, a_A):
+    from ase.build import graphene
+
+    return graphene(formula=formula, a=a_A, size=(1, 1, 1), vacuum=None)
+
+
+def _along_110(atoms):
+    from ase.build import cut
+
+    return cut(atoms, **_CUT_110)
+
+
+# name -> builder of the ASE cell viewed along its third vector.
+_BUILDERS = {
+    "MoS2": lambda: _mx2("MoS2"),
+    "WS2": lambda: _mx2("WS2"),
+    "ReS2": _res2,
+    "graphene": lambda: _graphene("C2", 2.46),
+    "hBN": lambda: _graphene("BN", 2.504),
+    "SrTiO3_001": _perovskite,
+    "SrTiO3_110": lambda: _along_110(_perovskite()),
+    "Si_110": lambda: _along_110(_cubic("Si", "diamond", 5.431)),
+    "Pt_001": lambda: _cubic("Pt", "fcc", 3.924),
+    "Pt_110": lambda: _along_110(_cubic("Pt", "fcc", 3.924)),
+    "Au_001": lambda: _cubic("Au", "fcc", 4.078),
+    "Au_110": lambda: _along_110(_cubic("Au", "fcc", 4.078)),
+    "NiO_001": _rocksalt_nio,
+    "TiO2_001": _rutile_tio2,
+}
+
+MATERIALS = tuple(_BUILDERS)
 
 
 @dataclass(frozen=True)
@@ -52,24 +133,38 @@ class ProjectedCell:
         return np.array([sum(z ** z_exponent for z in zs) for zs in self.atomic_numbers])
 
 
+def _mx2(material):
+    from ase.build import mx2
+
+    metal, chalcogen, a, thickness = _MX2[material]
+    return mx2(formula=f"{metal}{chalcogen}2", kind="2H", a=a, thickness=thickness, vacuum=None)
+
+
 def build_atoms(material: str):
-    """Build the ASE unit cell of a supported material.
+    """Build the ASE unit cell of a supported material, viewing direction along z.
+
+    The cell is put in ASE's standard form (first vector along x, second in the
+    x-y plane), so the third vector, the viewing direction (zone axis or layer
+    normal), is along z whenever it is normal to the first two, as it is for
+    every entry of :data:`MATERIALS`.
 
     Parameters
     ----------
     material : str
-        One of :data:`MATERIALS`.
+        One of :data:`MATERIALS`: 2H monolayers ``MoS2``, ``WS2``; 1T''
+        monolayer ``ReS2``; ``graphene``, ``hBN``; crystals along a zone axis
+        ``SrTiO3_001``, ``SrTiO3_110``, ``Si_110``, ``Pt_001``, ``Pt_110``,
+        ``Au_001``, ``Au_110``, ``NiO_001``, ``TiO2_001`` (rutile).
 
     Returns
     -------
     ase.Atoms
     """
-    from ase.build import mx2
-
-    if material not in _MX2:
+    if material not in _BUILDERS:
         raise AtomlocInputError(f"material: unknown material {material!r}; expected one of {', '.join(MATERIALS)}")
-    metal, chalcogen, a, thickness = _MX2[material]
-    return mx2(formula=f"{metal}{chalcogen}2", kind="2H", a=a, thickness=thickness, vacuum=None)
+    atoms = _BUILDERS[material]()
+    atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)
+    return atoms
 
 
 def project_columns(atoms, tol_A: float = 0.05) -> ProjectedCell:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from atomloc.io import read_training_pairs
+from atomloc.library import LibrarySpec
 from atomloc.simulate import SeriesSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,11 +200,18 @@ def test_schema_defaults_equal_code_defaults():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     props = dict(schema["properties"]["datasets"]["items"]["properties"])
     props.pop("name")
+    props.pop("split")
     defaults = SeriesSpec()
     for key, spec in props.items():
         value = getattr(defaults, key)
         assert (list(value) if isinstance(value, tuple) else value) == spec["default"], key
     assert set(props) == set(SeriesSpec.__dataclass_fields__)
+    lib_props = schema["properties"]["library"]["properties"]
+    lib_defaults = LibrarySpec()
+    for key, spec in lib_props.items():
+        value = getattr(lib_defaults, key)
+        assert (list(value) if isinstance(value, tuple) else value) == spec["default"], key
+    assert set(lib_props) == set(LibrarySpec.__dataclass_fields__)
 
     def walk(node, path="config"):
         if isinstance(node, dict) and "properties" in node:

@@ -6,6 +6,8 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 
 from atomloc.errors import AtomlocInputError, MissingDependencyError
 from atomloc.methods import get_method
+from atomloc.library import LibrarySpec
+from atomloc.nets.spec import TrainSpec
 from atomloc.simulate import SeriesSpec
 
 
@@ -26,6 +28,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_\-]*",
     method=r"[A-Za-z0-9_]+",
     frame=r"[0-9]+",
+    model=r"atomid|atomsegnet",
 
 
 def _check_config():
@@ -41,8 +44,22 @@ def _check_config():
     for entry in config["datasets"]:
         SeriesSpec.from_mapping(_simulation_keys(entry), name=f"datasets[{entry['name']}]")
     fig = config["figures"]
-    if fig["dataset"] and fig["dataset"] not in names:
-        raise AtomlocInputError(f"figures.dataset: {fig['dataset']!r} is not the name of a dataset")
+    if fig["dataset"] and fig["dataset"] not in _split_names("test"):
+        raise AtomlocInputError(f"figures.dataset: {fig['dataset']!r} is not the name of a test-split dataset")
+    if not _split_names("test"):
+        raise AtomlocInputError("datasets: at least one dataset needs split: test (the benchmark runs on them)")
+    LibrarySpec.from_mapping(config["library"], name="library")
+    for name in set(config["methods"]) & {"atomid", "atomsegnet"}:
+        if name not in config["models"]:
+            raise AtomlocInputError(f"methods.{name}: a learned method needs its training under models.{name}")
+    for name, entry in config["models"].items():
+        TrainSpec.from_mapping({"architecture": name, **entry["train"]}, name=f"models.{name}.train")
+        if "series" in entry["sources"] and not _split_names("train"):
+            raise AtomlocInputError(f"models.{name}.sources: 'series' needs at least one dataset with split: train")
+
+
+def _split_names(split):
+    return sorted(d["name"] for d in config["datasets"] if d.get("split", "test") == split)
 
 
 def dataset_entry(name):
@@ -50,7 +67,7 @@ def dataset_entry(name):
 
 
 def _simulation_keys(entry):
-    return {k: v for k, v in entry.items() if k != "name"}
+    return {k: v for k, v in entry.items() if k not in ("name", "split")}
 
 
 def simulation_spec(name):
@@ -61,6 +78,10 @@ def simulation_spec(name):
 _check_config()
 
 DATASETS = sorted(d["name"] for d in config["datasets"])
+# The benchmark scores methods on the test split; the learned methods train on the train split.
+TEST_DATASETS = _split_names("test")
+TRAIN_DATASETS = _split_names("train")
+LEARNED = ("atomid", "atomsegnet")
 
 
 def _skipped_methods():
@@ -110,7 +131,7 @@ def positions_of(kind):
 
 
 def figure_dataset():
-    return config["figures"]["dataset"] or DATASETS[0]
+    return config["figures"]["dataset"] or TEST_DATASETS[0]
 
 
 def figure_frame():
@@ -129,5 +150,17 @@ def final_outputs():
         for ext in ("csv", "md")
     ]
     figures = [f"results/figures/detections/{method}.png" for method in METHODS]
-    training = [f"results/training/{dataset}.h5" for dataset in DATASETS]
-    return tables + figures + training
+    training = [f"results/training/{dataset}.h5" for dataset in TRAIN_DATASETS]
+    models = [f"results/models/{m}.{ext}" for m in METHODS if m in LEARNED for ext in ("pt", "json")]
+    return tables + figures + training + models
+
+
+def training_inputs(wildcards):
+    """What one model trains on: the library and/or the train-split training pairs."""
+    sources = config["models"][wildcards.model]["sources"]
+    inputs = {}
+    if "library" in sources:
+        inputs["library"] = "results/library/library.h5"
+    if "series" in sources:
+        inputs["pairs"] = [f"results/training/{d}.h5" for d in TRAIN_DATASETS]
+    return inputs

@@ -1,6 +1,6 @@
 rule tables:
     input:
-        metrics=expand("results/metrics/{method}/{dataset}.csv", method=METHODS, dataset=DATASETS),
+        metrics=expand("results/metrics/{method}/{dataset}.csv", method=METHODS, dataset=TEST_DATASETS),
         label_metrics=expand("results/label_metrics/{dataset}.csv", dataset=DATASETS),
     output:
         methods_csv="results/tables/methods.csv",

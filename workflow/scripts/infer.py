@@ -12,6 +12,13 @@ method = snakemake.params.method
 frame = int(w.frame)
 image, attrs = read_frame(snakemake.input.series, frame)
 get_method(method).load()  # optional heavy imports happen outside the timed call
+if method in ("atomid", "atomsegnet"):
+    import torch
+
+    from atomloc.nets.locate import load_model
+
+    torch.set_num_threads(snakemake.threads)
+    load_model(snakemake.params.params.get("model", "auto"), method)  # so is loading the model
 t0 = time.perf_counter()
 positions = locate(image, method, pixel_size_pm=attrs["pixel_size_pm"],
                    name=f"{snakemake.input.series}[frame {frame}]", **snakemake.params.params)

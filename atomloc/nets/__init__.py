@@ -1,0 +1,1 @@
+"""Learned locators (PyTorch): AtomSegNet-style U-Net and AtomID-net."""

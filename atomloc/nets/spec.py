@@ -1,0 +1,95 @@
+"""Training settings of the learned locators (no PyTorch import, so a workflow can check them cheaply)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from atomloc.errors import AtomlocInputError
+
+ARCHITECTURES = ("atomsegnet", "atomid")
+TARGETS = ("confidence", "gaussian_mask", "circular_mask")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Training settings; defaults equal ``config.yaml``.
+
+    Attributes
+    ----------
+    architecture : str
+        ``atomsegnet`` or ``atomid``.
+    target : str
+        Label map the network learns: ``confidence`` (AtomID-net),
+        ``gaussian_mask`` or ``circular_mask`` (AtomSegNet).
+    base_channels, depth : int
+        U-Net width and number of pooling steps.
+    epochs, batch_size : int
+    lr : float
+        Initial learning rate (Adam).
+    lr_step_epochs : int
+        The learning rate is multiplied by ``lr_gamma`` every this many epochs.
+    lr_gamma : float
+    lambda_map : float
+        Weight of the map term in AtomID-net's loss.
+    crop_px : int
+        Side of the tiles cut from labelled series frames (a multiple of 2**depth).
+    val_frac : float
+        Fraction of the images held out for validation.
+    confidence_sigma_frac : float
+        Confidence peaks of labelled series: sigma = this x spacing.
+    gaussian_mask_fwhm_A : float
+        gaussianMask peaks of labelled series: FWHM in Å.
+    min_confidence : float
+        Validation detection: lower bound of the NMS head.
+    seed : int
+    """
+
+    architecture: str = "atomid"
+    target: str = "confidence"
+    base_channels: int = 8
+    depth: int = 3
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 1e-3
+    lr_step_epochs: int = 50
+    lr_gamma: float = 0.1
+    lambda_map: float = 0.1
+    crop_px: int = 128
+    val_frac: float = 0.15
+    confidence_sigma_frac: float = 0.15
+    gaussian_mask_fwhm_A: float = 0.5
+    min_confidence: float = 0.3
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, mapping: dict, name: str = "train") -> "TrainSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise AtomlocInputError(f"{name}: unknown keys {unknown}; expected {sorted(known)}")
+        spec = cls(**mapping)
+        spec.check(name)
+        return spec
+
+    def check(self, name: str = "train") -> None:
+        def bad(key, why):
+            raise AtomlocInputError(f"{name}.{key}: {why} (got {getattr(self, key)!r})")
+
+        if self.architecture not in ARCHITECTURES:
+            bad("architecture", f"must be one of {ARCHITECTURES}")
+        if self.target not in TARGETS:
+            bad("target", f"must be one of {TARGETS}")
+        for key in ("base_channels", "depth", "epochs", "batch_size", "lr_step_epochs"):
+            if getattr(self, key) < 1:
+                bad(key, "must be >= 1")
+        if self.crop_px % 2 ** self.depth or self.crop_px < 2 ** self.depth:
+            bad("crop_px", f"must be a positive multiple of 2**depth = {2 ** self.depth}")
+        for key in ("lr", "lr_gamma", "confidence_sigma_frac", "gaussian_mask_fwhm_A"):
+            if not getattr(self, key) > 0:
+                bad(key, "must be > 0")
+        if self.lambda_map < 0:
+            bad("lambda_map", "must be >= 0")
+        if not 0 <= self.val_frac < 1:
+            bad("val_frac", "must be in [0, 1)")
+        if not 0 <= self.min_confidence <= 1:
+            bad("min_confidence", "must be in [0, 1]")

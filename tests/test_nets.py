@@ -1,0 +1,225 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from atomloc.errors import AtomlocInputError
+from atomloc.library import peak_map
+from atomloc.methods import locate
+from atomloc.nets.heads import box_iou, local_maxima, nms_head, nms_squares, otsu_centroid_head, subpixel_parabola
+from atomloc.nets.models import (atomid_loss, build_model, chi_square_loss, load_checkpoint, predict,
+                                 save_checkpoint)
+from atomloc.nets.spec import TrainSpec
+from atomloc.nets.train import TrainingSet, series_set, train_model
+from atomloc.simulate import render_columns
+
+from conftest import square_lattice
+
+
+# --- NMS head ---------------------------------------------------------------------------------------
+
+def test_box_iou_edge_cases():
+    assert box_iou(np.array(0.0), np.array(0.0), 4.0) == pytest.approx(1.0)
+    assert box_iou(np.array(4.0), np.array(0.0), 4.0) == pytest.approx(0.0)  # touching edges
+    assert box_iou(np.array(1.0), np.array(0.0), 4.0) == pytest.approx(12 / 20)
+    assert box_iou(np.array(1.0), np.array(1.0), 4.0) == pytest.approx(9 / 23)
+
+
+def test_nms_suppresses_overlapping_boxes_and_keeps_the_stronger():
+    xy = np.array([[10.0, 10.0], [11.0, 10.0], [20.0, 10.0]])
+    kept = nms_squares(xy, np.array([0.5, 0.9, 0.7]), side_px=4.0, iou_threshold=0.3)
+    assert list(kept) == [1, 2]
+
+
+def test_nms_iou_exactly_at_the_threshold_is_kept():
+    # offset d along x: IoU = (s - d) / (s + d); d = s * 0.7 / 1.3 gives IoU = 0.3 exactly.
+    s = 10.0
+    d = s * 0.7 / 1.3
+    xy = np.array([[0.0, 0.0], [d, 0.0]])
+    assert box_iou(np.array(d), np.array(0.0), s) == pytest.approx(0.3)
+    assert len(nms_squares(xy, np.array([1.0, 0.5]), s, iou_threshold=0.3 + 1e-9)) == 2
+    assert len(nms_squares(xy, np.array([1.0, 0.5]), s, iou_threshold=0.3 - 1e-9)) == 1
+
+
+def test_nms_chain_keeps_non_adjacent_boxes():
+    # a suppressed box does not suppress others: greedy NMS keeps 0 and 2 of a chain 0-1-2
+    xy = np.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]])
+    assert sorted(nms_squares(xy, np.array([1.0, 0.9, 0.8]), 4.0, 0.3)) == [0, 2]
+
+
+def test_nms_empty_input_and_bad_arguments():
+    assert len(nms_squares(np.zeros((0, 2)), np.zeros(0), 5.0)) == 0
+    assert nms_head(np.zeros((16, 16)), 5.0).empty
+    with pytest.raises(AtomlocInputError):
+        nms_squares(np.zeros((1, 2)), np.ones(1), 0.0)
+    with pytest.raises(AtomlocInputError):
+        local_maxima(np.zeros((8, 8)), window_px=2)
+
+
+def test_nms_head_finds_subpixel_centres_of_a_confidence_map():
+    rng = np.random.default_rng(0)
+    truth = np.array([[x, y] for x in range(6, 60, 10) for y in range(6, 60, 10)], float) + rng.uniform(-0.5, 0.5, (36, 2))
+    conf = peak_map((64, 64), truth, 1.5)
+    found = nms_head(conf, spacing_px=10.0)
+    assert len(found) == len(truth)
+    d, _ = cKDTree(found[["x", "y"]].to_numpy()).query(truth)
+    assert d.max() < 0.1
+    # without sub-pixel refinement the centres are whole pixels
+    assert np.allclose(nms_head(conf, 10.0, subpixel=False)[["x", "y"]] % 1, 0)
+
+
+def test_subpixel_parabola_keeps_points_on_the_border():
+    conf = np.zeros((5, 5))
+    conf[0, 0] = 1.0
+    assert np.allclose(subpixel_parabola(conf, np.array([[0.0, 0.0]])), [[0.0, 0.0]])
+
+
+def test_otsu_centroid_head():
+    truth = np.array([[10.3, 12.6], [30.0, 30.0], [50.7, 8.2]])
+    seg = peak_map((64, 64), truth, 1.2)
+    found = otsu_centroid_head(seg).sort_values("x").to_numpy()[:, :2]
+    assert np.abs(found - truth).max() < 0.15  # the threshold cuts the peak on whole pixels: ~0.1 px bias
+    assert otsu_centroid_head(np.zeros((8, 8))).empty
+
+
+# --- losses ------------------------------------------------------------------------------------------
+
+def test_chi_square_loss_equals_its_formula():
+    rng = np.random.default_rng(1)
+    pred = rng.random((3, 1, 8, 8))
+    target = rng.random((3, 1, 8, 8))
+    expected = np.mean([np.sum((p - t) ** 2 / (t + t.max() / 10)) for p, t in zip(pred, target)])
+    got = chi_square_loss(torch.from_numpy(pred), torch.from_numpy(target))
+    assert float(got) == pytest.approx(expected, rel=1e-9)
+
+
+def test_atomid_loss_equals_its_formula():
+    rng = np.random.default_rng(2)
+    f, y = rng.random((4, 1, 8, 8)), rng.random((4, 1, 8, 8))
+    g, s = rng.random(4) * 10, rng.random(4) * 10
+    expected = sum(0.1 * np.sum((f[i] - y[i]) ** 2) + (g[i] - s[i]) ** 2 for i in range(4)) / (2 * 4)
+    got = atomid_loss(*(torch.from_numpy(a) for a in (f, g, y, s)), lam=0.1)
+    assert float(got) == pytest.approx(expected, rel=1e-9)
+
+
+# --- inference and checkpoints ---------------------------------------------------------------------------
+
+def _random_model(arch="atomid", base=4, depth=3, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(arch, base, depth)
+    for mod in model.modules():  # non-trivial batch-norm statistics
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_tiled_inference_equals_untiled():
+    model = _random_model()
+    img = np.random.default_rng(3).random((2, 131, 170)).astype(np.float32)
+    full, s_full = predict(model, img, max_tile_px=1024)
+    tiled, s_tiled = predict(model, img, max_tile_px=80, margin_px=24)
+    assert full.shape == img.shape
+    assert np.abs(full - tiled).max() <= 1e-5
+    assert np.allclose(s_full, s_tiled, rtol=1e-5)
+
+
+def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):
+    model = _random_model("atomsegnet", base=4, depth=2)
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, "atomsegnet", {"training": {"epochs": 1}})
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["architecture"] == {"name": "atomsegnet", "base_channels": 4, "depth": 2}
+    back, meta2 = load_checkpoint(path, "atomsegnet", device="cpu")
+    img = np.random.default_rng(0).random((40, 40)).astype(np.float32)
+    assert np.array_equal(predict(model, img)[0], predict(back, img)[0])
+    with pytest.raises(AtomlocInputError, match="'atomsegnet' model, but 'atomid'"):
+        load_checkpoint(path, "atomid")
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(AtomlocInputError, match="m.pt: cannot load"):
+        load_checkpoint(path, "atomsegnet")
+    with pytest.raises(AtomlocInputError, match="model file not found"):
+        load_checkpoint(tmp_path / "none.pt", "atomsegnet")
+
+
+def test_locate_without_a_model_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    img = np.random.default_rng(0).random((32, 32))
+    with pytest.raises(AtomlocInputError, match="snakemake --cores N results/models/atomid.pt"):
+        locate(img, "atomid")
+
+
+def test_locate_with_a_model_path(tmp_path):
+    model = _random_model("atomid", base=4, depth=2)
+    save_checkpoint(tmp_path / "a.pt", model, "atomid", {})
+    img, _ = square_lattice(8.0, shape=(64, 64))
+    out = locate(img, "atomid", model=str(tmp_path / "a.pt"), min_confidence=0.0)
+    assert {"x", "y", "score"} <= set(out.columns)
+    out = locate(img, "atomid", model=str(tmp_path / "a.pt"), head="log", spacing_px=8.0)
+    assert {"x", "y"} <= set(out.columns)
+
+
+# --- training --------------------------------------------------------------------------------------------
+
+def _toy_set(n, seed, shape=64):
+    """Square lattices of spacing 6-16 px with their confidence maps."""
+    rng = np.random.default_rng(seed)
+    images, targets, spacing, pos = [], [], [], []
+    for _ in range(n):
+        s = rng.uniform(6, 16)
+        img, xy = square_lattice(s, shape=(shape, shape), seed=int(rng.integers(1 << 30)),
+                                 angle_deg=rng.uniform(0, 90), counts=100.0)
+        images.append(img)
+        targets.append(peak_map((shape, shape), xy, 0.15 * s))
+        spacing.append(s)
+        pos.append(xy)
+    from atomloc.nets.models import normalise_input
+
+    return TrainingSet(np.stack([normalise_input(i) for i in images]), np.stack(targets).astype(np.float32),
+                       np.asarray(spacing, np.float32), pos, np.full(n, "toy"))
+
+
+def test_spacing_branch_learns_the_spacing():
+    data = _toy_set(160, seed=0)
+    spec = TrainSpec(architecture="atomid", base_channels=4, depth=3, epochs=12, batch_size=8, lr=3e-3,
+                     lr_step_epochs=9, crop_px=64, val_frac=0.1, seed=0, lambda_map=0.1)
+    model, history, summary = train_model(data, spec)
+    test = _toy_set(30, seed=99)
+    _, spacing = predict(model, test.images)
+    rel = np.abs(spacing - test.spacing_px) / test.spacing_px
+    assert np.median(rel) <= 0.10
+    assert list(history.columns) == ["epoch", "lr", "train_loss", "val_loss", "val_f1", "seconds"]
+    assert history.lr.iloc[-1] == pytest.approx(3e-4)
+
+
+def test_training_is_seeded():
+    data = _toy_set(12, seed=1)
+    spec = TrainSpec(architecture="atomsegnet", target="gaussian_mask", base_channels=4, depth=2, epochs=1,
+                     batch_size=4, crop_px=64, seed=5)
+    a, ha, _ = train_model(data, spec)
+    b, hb, _ = train_model(data, spec)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    assert ha.drop(columns="seconds").equals(hb.drop(columns="seconds"))
+
+
+def test_series_tiles_carry_their_labels():
+    img = np.zeros((2, 96, 130), np.float32)
+    xy = np.array([[x, y] for x in range(5, 128, 9) for y in range(5, 95, 9)], float)
+    img[:] = render_columns((96, 130), xy[:, 0], xy[:, 1], np.ones(len(xy)), 1.5)
+    spec = TrainSpec(crop_px=64, depth=3)
+    data = series_set(img, [xy, xy], 20.0, spec)
+    assert data.images.shape == (2 * 1 * 2, 64, 64)  # 96 // 64 rows x 130 // 64 columns of tiles per frame
+    assert np.allclose(data.spacing_px, 9.0)
+    assert data.targets.max() == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(AtomlocInputError, match="circular mask"):
+        series_set(img, [xy, xy], 20.0, TrainSpec(target="circular_mask"))
+
+
+def test_bad_training_settings_name_the_key():
+    with pytest.raises(AtomlocInputError, match="models.atomid.train.crop_px"):
+        TrainSpec.from_mapping({"crop_px": 100, "depth": 3}, name="models.atomid.train")
+    with pytest.raises(AtomlocInputError, match="target"):
+        TrainSpec.from_mapping({"target": "mask"})

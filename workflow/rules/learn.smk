@@ -1,0 +1,71 @@
+rule synthesize_library:
+    output:
+        library="results/library/library.h5",
+    params:
+        spec=config["library"],
+    log:
+        "results/logs/synthesize_library/library.log",
+    benchmark:
+        "results/benchmarks/synthesize_library/library.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/learn.yaml"
+    script:
+        "../scripts/synthesize_library.py"
+
+
+# GPU-tagged: on SLURM the profile asks for a GPU; locally it runs on whatever device torch finds.
+rule train_model:
+    input:
+        unpack(training_inputs),
+    output:
+        model="results/models/{model}.pt",
+        sidecar="results/models/{model}.json",
+        history="results/models/{model}_history.csv",
+    params:
+        train=lambda wildcards: {"architecture": wildcards.model, **config["models"][wildcards.model]["train"]},
+    log:
+        "results/logs/train_model/{model}.log",
+    benchmark:
+        "results/benchmarks/train_model/{model}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,
+    conda:
+        "../../envs/learn.yaml"
+    script:
+        "../scripts/train_model.py"
+
+
+rule infer_learned:
+    input:
+        series="results/series/{dataset}.h5",
+        model="results/models/{method}.pt",
+    output:
+        positions="results/positions/{method}/{dataset}/{frame}.csv",
+        timing="results/positions/{method}/{dataset}/{frame}.json",
+    params:
+        method=lambda wildcards: wildcards.method,
+        params=lambda wildcards, input: {**config["methods"][wildcards.method], "model": input.model},
+    log:
+        "results/logs/infer/{method}/{dataset}/{frame}.log",
+    benchmark:
+        "results/benchmarks/infer/{method}/{dataset}/{frame}.tsv"
+    wildcard_constraints:
+        method=r"atomid|atomsegnet",
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        "../../envs/learn.yaml"
+    script:
+        "../scripts/infer.py"
+
+
+ruleorder: infer_learned > infer

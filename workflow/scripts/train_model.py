@@ -1,0 +1,27 @@
+from _common import start_log
+
+import torch
+
+from atomloc.io import atomic_path, read_library, read_training_pairs
+from atomloc.nets.models import save_checkpoint
+from atomloc.nets.spec import TrainSpec
+from atomloc.nets.train import TrainingSet, library_set, series_set, train_model
+
+log = start_log(snakemake)  # noqa: F821
+torch.set_num_threads(snakemake.threads)
+spec = TrainSpec.from_mapping(snakemake.params.train, name=f"models.{snakemake.wildcards.model}.train")
+parts, sources = [], {}
+if "library" in snakemake.input.keys():
+    parts.append(library_set(read_library(snakemake.input.library), spec))
+    sources["library"] = snakemake.input.library
+for path in snakemake.input.get("pairs", []):
+    frames, positions, attrs = read_training_pairs(path)
+    parts.append(series_set(frames, positions, attrs["pixel_size_pm"], spec, name=path))
+    sources[path] = attrs.get("label_source", "")
+data = TrainingSet.concat(parts)
+log.info("training %s on %d images (%s)", spec.architecture, len(data), ", ".join(sources))
+model, history, summary = train_model(data, spec, log=log)
+with atomic_path(snakemake.output.history) as tmp:
+    history.to_csv(tmp, index=False, float_format="%.6g")
+save_checkpoint(snakemake.output.model, model, spec.architecture, {"training": {**summary, "sources": sources}})
+log.info("best epoch %d, validation F1 %.4f", summary["best_epoch"], summary["val_f1"])
