@@ -23,6 +23,8 @@ def _cmd_locate(args) -> int:
     from atomloc.methods import locate
 
     params = dict(_parse_param(p) for p in args.param)
+    if args.model is not None:
+        params["model"] = args.model
     image = read_image(args.image)
     t0 = time.perf_counter()
     positions = locate(image, args.method, pixel_size_pm=args.pixel_size_pm, name=str(args.image), **params)
@@ -57,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-size-pm", type=float, default=None, help="pixel size in pm (recorded only)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method parameter, repeatable (values parsed as YAML: 3, 0.5, otsu, true)")
+    p.add_argument("--model", default=None,
+                   help="checkpoint of a learned method (atomid, atomsegnet); default: the workflow's "
+                        "results/models/<method>.pt")
     p.add_argument("--out", required=True, help="output CSV with columns x, y (pixels; x = column index)")
     p.set_defaults(func=_cmd_locate)
 

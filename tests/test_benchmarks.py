@@ -36,3 +36,35 @@ def test_gaussfit_benchmark_compares_with_atomap():
     atomap = rows["atomap refine_atom_positions_using_2d_gaussian"]
     assert float(ours["speedup_vs_atomap"]) > 1.0
     assert float(ours["rmse_px"]) <= 1.2 * float(atomap["rmse_px"])
+
+
+def _table(stdout):
+    lines = [[cell.strip() for cell in line.split("|")[1:-1]] for line in stdout.splitlines() if line.startswith("| ")]
+    return lines[0], [dict(zip(lines[0], cells)) for cells in lines[1:]]
+
+
+def test_infer_speed_prints_ratios_to_blob_log(tmp_path):
+    import torch
+
+    from atomloc.nets.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "atomid.pt", build_model("atomid", 4, 2).eval(), "atomid", {})
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "infer_speed.py"), "--size", "128",
+                          "--model", str(tmp_path / "atomid.pt"), "--repeat", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    header, rows = _table(res.stdout)
+    names = [r["method"] for r in rows]
+    assert names[0] == "skimage blob_log (reference)" and "atomid, NMS head" in names
+    assert float(rows[0]["x_blob_log"]) == 1.0
+    assert all(float(r["x_blob_log"]) > 0 for r in rows)
+
+
+def test_held_out_benchmark_scores_a_held_out_structure():
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "held_out.py"), "--structures", "graphene",
+                          "--methods", "gaussfit", "--frames", "1", "--size", "128"],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    _, rows = _table(res.stdout)
+    assert rows[0]["structure"] == "graphene" and float(rows[0]["f1_mean"]) >= 0.95

@@ -88,13 +88,16 @@ def test_console_script_installed():
 
 
 @pytest.mark.parametrize("method", available_methods())
-def test_every_method_runs_from_the_command_line(tmp_path, method):
+def test_every_method_runs_from_the_command_line(tmp_path, method, request):
     if get_method(method).missing():
         pytest.skip(f"{method} needs {get_method(method).missing()}")
     s = mos2_frame(shape=(96, 96), electrons_per_px=2000.0, seed=4)
     np.save(tmp_path / "f.npy", s["frames"][0])
     out = tmp_path / "p.csv"
-    assert main(["locate", str(tmp_path / "f.npy"), "--method", method, "--out", str(out)]) == 0
+    model = []
+    if method in ("atomid", "atomsegnet"):  # learned: a small model trained on other MoS2 frames
+        model = ["--model", str(request.getfixturevalue("trained_models")[method])]
+    assert main(["locate", str(tmp_path / "f.npy"), "--method", method, *model, "--out", str(out)]) == 0
     pos = pd.read_csv(out)
     score = score_detections(pos[["x", "y"]].to_numpy(), truth_xy(s), (96, 96))
     assert score.f1 >= 0.95, (method, score)
