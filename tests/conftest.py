@@ -56,8 +56,8 @@ def trained_models(tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
     paths = {}
     for arch, target in (("atomid", "confidence"), ("atomsegnet", "gaussian_mask")):
-        spec = TrainSpec(architecture=arch, target=target, base_channels=4, depth=2, epochs=8, batch_size=4,
-                         lr=3e-3, lr_step_epochs=6, crop_px=64, val_frac=0.15, gaussian_mask_fwhm_A=0.6, seed=0)
+        spec = TrainSpec(architecture=arch, target=target, base_channels=6, depth=2, epochs=14, batch_size=4,
+                         lr=3e-3, lr_step_epochs=10, crop_px=64, val_frac=0.15, gaussian_mask_fwhm_A=0.6, seed=0)
         parts = []
         for k in range(6):
             s = mos2_frame(spacing_px=8.0 + k, shape=(128, 128), electrons_per_px=float(300 * (k + 1)),

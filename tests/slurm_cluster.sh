@@ -77,8 +77,11 @@ NodeName=$host Name=gpu File=/dev/null
 EOF
     # stale node state from an earlier run makes slurmctld keep the node down
     rm -f "$dir"/state/node_state*
-    su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=$dir/munged.pid" 2>/dev/null \
-        || runuser -u munge -- /usr/sbin/munged --pid-file="$dir/munged.pid"
+    # munged runs as munge, so its PID file lives in /run/munge; $dir/munged.pid links to it
+    local munge_pid
+    munge_pid=/run/munge/atomloc-$(printf '%s' "$dir" | md5sum | cut -c1-12).pid
+    ln -sf "$munge_pid" "$dir/munged.pid"
+    runuser -u munge -- /usr/sbin/munged --pid-file="$munge_pid"
     wait_for 10 munge -n
     slurmctld
     wait_for 20 scontrol ping

@@ -34,7 +34,9 @@ def _needs(method):
 
 def test_registry_lists_methods_with_defaults():
     names = available_methods()
-    assert names == METHODS  # every registered method has a recorded accuracy bound
+    # every classical method has a recorded accuracy bound here; the learned ones need a trained
+    # checkpoint and are scored in test_cli (trained_models fixture) and the workflow tests
+    assert names == sorted(METHODS + ["atomid", "atomsegnet"])
     for m in METHODS:
         assert m in names
         assert get_method(m).defaults["spacing_px"] == "auto"

@@ -69,7 +69,9 @@ def test_tiny_workflow_runs_on_slurm(cluster, tmp_path):
     assert all(j["JobState"] == "COMPLETED" for j in jobs), [(j["JobName"], j["JobState"]) for j in jobs]
     by_rule = {}
     for j in jobs:
-        by_rule.setdefault(j.get("Comment", "").split(" ")[0].replace("rule_", ""), []).append(j)
+        # the plugin comments each job "rule_<rule>[_wildcards_<values>]"
+        rule = re.sub(r"^rule_", "", j.get("Comment", "")).split("_wildcards")[0]
+        by_rule.setdefault(rule, []).append(j)
     # local rules (tables, figures, all) never reach SLURM; computing rules do, with the profile's resources
     assert "tables" not in by_rule and "simulate_series" in by_rule, sorted(by_rule)
     sim = by_rule["simulate_series"][0]

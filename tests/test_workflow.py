@@ -1,12 +1,14 @@
 """End-to-end tests of the Snakemake workflow, run in subprocesses on a copy of the repository."""
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -95,12 +97,23 @@ def test_tiny_tables(tiny_run):
     assert len(per_image) == 2 * 2 * len(config["methods"])  # frames x references x methods
     labels = pd.read_csv(tables / "labels.csv")
     assert set(labels.labels) == {"reference_frame", "rigid_transfer", "nonrigid_transfer"}
-    assert set(labels.dataset) == {"tiny_mos2"}
+    assert set(labels.dataset) == {"tiny_mos2", "tiny_train"}
     assert (labels.f1_mean >= 0.95).all()
-    pairs = tiny_run / "results" / "training" / "tiny_mos2.h5"
+    assert not (tiny_run / "results" / "training" / "tiny_mos2.h5").exists()  # test split: never trained on
+    assert not (tiny_run / "results" / "metrics" / "gaussfit" / "tiny_train.csv").exists()  # train split: never scored
+    pairs = tiny_run / "results" / "training" / "tiny_train.h5"
     frames, per_frame, attrs = read_training_pairs(pairs)
     assert attrs["label_source"] == "reference" and attrs["transfer"] == "nonrigid"
     assert len(per_frame) == frames.shape[0] == 2 and all(len(p) > 20 for p in per_frame)
+    models = tiny_run / "results" / "models"
+    for arch in ("atomid", "atomsegnet"):
+        meta = json.loads((models / f"{arch}.json").read_text())
+        assert meta["architecture"] == {"name": arch, "base_channels": 4, "depth": 2}
+        history = pd.read_csv(models / f"{arch}_history.csv")
+        assert list(history.epoch) == [1] and np.isfinite(history.train_loss).all()
+    sources = json.loads((models / "atomid.json").read_text())["training"]["sources"]
+    assert sources == {"library": "results/library/library.h5",
+                       "series": {"results/training/tiny_train.h5": "reference"}}
     for method in config["methods"]:
         fig = tiny_run / "results" / "figures" / "detections" / f"{method}.png"
         assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -140,7 +153,7 @@ def _digest(path: Path, drop_time: bool) -> str:
 def test_same_config_same_bytes(tiny_run):
     results = tiny_run / "results"
     patterns = ["series/*.h5", "aligned/*.h5", "training/*.h5", "labels/*.csv", "positions/*/*/*.csv", "metrics/*/*.csv",
-                "tables/*.csv", "figures/detections/*.png"]
+                "tables/*.csv", "figures/detections/*.png", "library/*.h5", "models/*.pt", "models/*.json"]
     files = sorted(p for pat in patterns for p in results.glob(pat))
     before = {p: _digest(p, True) for p in files}
     res = snakemake(tiny_run, "--cores", "2", "--configfile", TINY, "--forceall")

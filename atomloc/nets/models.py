@@ -14,6 +14,7 @@ matter.  Maps come out at the input's pixel grid (x = column index).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -146,8 +147,12 @@ def save_checkpoint(path: str | os.PathLike, model: UNet, architecture: str, met
     """Write the state dict to ``path`` and a JSON sidecar (architecture, training, metrics), atomically."""
     arch = {"name": architecture, "base_channels": model.down[0][0].out_channels, "depth": model.depth}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # torch.save names the zip's top folder after the file; through a buffer it is always
+    # "archive", so the same weights give the same bytes whatever the (temporary) file name
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(sidecar_path(path)) as tmp_json, atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())
         tmp_json.write_text(json.dumps({"architecture": arch, **meta}, indent=2, sort_keys=True, default=float))
 
 

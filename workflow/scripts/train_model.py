@@ -17,11 +17,12 @@ if "library" in snakemake.input.keys():
 for path in snakemake.input.get("pairs", []):
     frames, positions, attrs = read_training_pairs(path)
     parts.append(series_set(frames, positions, attrs["pixel_size_pm"], spec, name=path))
-    sources[path] = attrs.get("label_source", "")
+    sources.setdefault("series", {})[path] = attrs.get("label_source", "")
 data = TrainingSet.concat(parts)
 log.info("training %s on %d images (%s)", spec.architecture, len(data), ", ".join(sources))
 model, history, summary = train_model(data, spec, log=log)
 with atomic_path(snakemake.output.history) as tmp:
     history.to_csv(tmp, index=False, float_format="%.6g")
+summary["n_images_by_source"] = summary.pop("sources")
 save_checkpoint(snakemake.output.model, model, spec.architecture, {"training": {**summary, "sources": sources}})
 log.info("best epoch %d, validation F1 %.4f", summary["best_epoch"], summary["val_f1"])
