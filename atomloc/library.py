@@ -28,7 +28,8 @@ one seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy import ndimage
@@ -36,6 +37,7 @@ from scipy.spatial import cKDTree
 
 from atomloc.errors import AtomlocInputError
 from atomloc.metrics import nearest_neighbour_spacing
+from atomloc.settings import FromMapping
 from atomloc.simulate import FWHM_PER_SIGMA, render_columns, scan_jitter
 from atomloc.structures import MATERIALS, build_atoms, project_columns, tile_columns
 
@@ -48,7 +50,7 @@ _RANGES = ("spacing_px_range", "rotation_deg_range", "convergence_mrad_range", "
 
 
 @dataclass(frozen=True)
-class LibrarySpec:
+class LibrarySpec(FromMapping):
     """Parameters of the training library; defaults equal ``config.yaml``.
 
     Attributes
@@ -86,6 +88,8 @@ class LibrarySpec:
     seed : int
     """
 
+    config_name: ClassVar[str] = "library"
+
     structures: tuple = LIBRARY_STRUCTURES
     n_images: int = 640
     shape_px: int = 128
@@ -101,18 +105,6 @@ class LibrarySpec:
     confidence_sigma_frac: float = 0.15
     gaussian_mask_fwhm_A: float = 0.5
     seed: int = 0
-
-    @classmethod
-    def from_mapping(cls, mapping: dict, name: str = "library") -> "LibrarySpec":
-        """Build a spec from a config mapping, checking keys and ranges."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise AtomlocInputError(f"{name}: unknown keys {unknown}; expected {sorted(known)}")
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in mapping.items()}
-        spec = cls(**kwargs)
-        spec.check(name)
-        return spec
 
     def check(self, name: str = "library") -> None:
         """Raise :class:`AtomlocInputError` naming any key out of range."""

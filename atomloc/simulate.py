@@ -18,19 +18,20 @@ same convention (x = column index, centre of pixel (0, 0) at (0.0, 0.0)).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from atomloc.errors import AtomlocInputError
+from atomloc.settings import FromMapping
 from atomloc.structures import MATERIALS, build_atoms, project_columns, tile_columns
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 @dataclass(frozen=True)
-class SeriesSpec:
+class SeriesSpec(FromMapping):
     """Parameters of one simulated series (one region, several frames).
 
     Defaults equal those of ``config.yaml`` / the config schema.
@@ -76,6 +77,8 @@ class SeriesSpec:
         Seed of every random draw of the series.
     """
 
+    config_name: ClassVar[str] = "dataset"
+
     material: str = "MoS2"
     shape_px: tuple = (256, 256)
     pixel_size_pm: float = 20.0
@@ -93,21 +96,6 @@ class SeriesSpec:
     scan_wobble_px: float = 0.25
     scan_wobble_rows: float = 24.0
     seed: int = 0
-
-    @classmethod
-    def from_mapping(cls, mapping: dict, name: str = "dataset") -> "SeriesSpec":
-        """Build a spec from a config mapping, checking keys and ranges."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise AtomlocInputError(f"{name}: unknown simulation keys {unknown}; expected {sorted(known)}")
-        kwargs = dict(mapping)
-        for key in ("shape_px", "dose_e_per_A2"):
-            if key in kwargs:
-                kwargs[key] = tuple(kwargs[key])
-        spec = cls(**kwargs)
-        spec.check(name)
-        return spec
 
     def check(self, name: str = "dataset") -> None:
         """Raise :class:`AtomlocInputError` naming the key of any value out of range."""

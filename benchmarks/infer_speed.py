@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +32,7 @@ from atomloc.nets.locate import load_model  # noqa: E402
 from atomloc.nets.models import pick_device, predict  # noqa: E402
 from atomloc.simulate import SeriesSpec, simulate_series  # noqa: E402
 from atomloc.spacing import estimate_spacing  # noqa: E402
-
-
-def best_time(func, repeat: int):
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+from methods_speed import best_time  # noqa: E402  (benchmarks/ is the script's directory)
 
 
 def main(argv=None) -> int:

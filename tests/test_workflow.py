@@ -1,5 +1,6 @@
 """End-to-end tests of the Snakemake workflow, run in subprocesses on a copy of the repository."""
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -218,13 +219,13 @@ def test_schema_defaults_equal_code_defaults():
     for key, spec in props.items():
         value = getattr(defaults, key)
         assert (list(value) if isinstance(value, tuple) else value) == spec["default"], key
-    assert set(props) == set(SeriesSpec.__dataclass_fields__)
+    assert set(props) == {f.name for f in dataclasses.fields(SeriesSpec)}
     lib_props = schema["properties"]["library"]["properties"]
     lib_defaults = LibrarySpec()
     for key, spec in lib_props.items():
         value = getattr(lib_defaults, key)
         assert (list(value) if isinstance(value, tuple) else value) == spec["default"], key
-    assert set(lib_props) == set(LibrarySpec.__dataclass_fields__)
+    assert set(lib_props) == {f.name for f in dataclasses.fields(LibrarySpec)}
 
     def walk(node, path="config"):
         if isinstance(node, dict) and "properties" in node:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 from atomloc.errors import AtomlocInputError
+from atomloc.settings import FromMapping
 
 ARCHITECTURES = ("atomsegnet", "atomid")
 TARGETS = ("confidence", "gaussian_mask", "circular_mask")
 
 
 @dataclass(frozen=True)
-class TrainSpec:
+class TrainSpec(FromMapping):
     """Training settings; defaults equal ``config.yaml``.
 
     Attributes
@@ -44,6 +46,8 @@ class TrainSpec:
     seed : int
     """
 
+    config_name: ClassVar[str] = "train"
+
     architecture: str = "atomid"
     target: str = "confidence"
     base_channels: int = 8
@@ -60,16 +64,6 @@ class TrainSpec:
     gaussian_mask_fwhm_A: float = 0.5
     min_confidence: float = 0.3
     seed: int = 0
-
-    @classmethod
-    def from_mapping(cls, mapping: dict, name: str = "train") -> "TrainSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise AtomlocInputError(f"{name}: unknown keys {unknown}; expected {sorted(known)}")
-        spec = cls(**mapping)
-        spec.check(name)
-        return spec
 
     def check(self, name: str = "train") -> None:
         def bad(key, why):
