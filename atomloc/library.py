@@ -28,6 +28,7 @@ one seed.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -35,7 +36,6 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from atomloc.errors import AtomlocInputError
 from atomloc.metrics import nearest_neighbour_spacing
 from atomloc.settings import FromMapping
 from atomloc.simulate import FWHM_PER_SIGMA, render_columns, scan_jitter
@@ -108,8 +108,7 @@ class LibrarySpec(FromMapping):
 
     def check(self, name: str = "library") -> None:
         """Raise :class:`AtomlocInputError` naming any key out of range."""
-        def bad(key, why):
-            raise AtomlocInputError(f"{name}.{key}: {why} (got {getattr(self, key)!r})")
+        bad = functools.partial(self._out_of_range, name)
 
         unknown = [s for s in self.structures if s not in LIBRARY_STRUCTURES]
         if unknown or not self.structures:
@@ -194,9 +193,15 @@ def disc_map(shape_px, xy: np.ndarray, radius_px: float) -> np.ndarray:
     return out.astype(np.float64)
 
 
+@functools.lru_cache(maxsize=None)
+def _projected_cell(structure):
+    """Projected columns of a periodic structure, built once per process."""
+    return project_columns(build_atoms(structure))
+
+
 def _crystal_columns(structure, size_A, rotation_deg, rng):
     """Columns of a periodic structure over a square of ``size_A`` Å (with a margin), rotated."""
-    cell = project_columns(build_atoms(structure))
+    cell = _projected_cell(structure)
     margin = 4.0
     origin = rng.uniform(0, 1, size=2) @ cell.cell_A
     xy, index = tile_columns(cell, -margin, size_A + margin, -margin, size_A + margin, rotation_deg, origin)
@@ -267,8 +272,7 @@ def _nn_spacing_A(structure) -> float:
         return 2.04
     if structure == AMORPHOUS:
         return 4.0
-    cell = project_columns(build_atoms(structure))
-    xy, _ = tile_columns(cell, -10, 10, -10, 10)
+    xy, _ = tile_columns(_projected_cell(structure), -10, 10, -10, 10)
     return float(cKDTree(xy).query(xy, k=2)[0][:, 1].min())
 
 

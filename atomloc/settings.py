@@ -30,3 +30,7 @@ class FromMapping:
         spec = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in mapping.items()})
         spec.check(name)
         return spec
+
+    def _out_of_range(self, name: str, key: str, why: str):
+        """Raise :class:`AtomlocInputError` naming ``name.key``, the reason and the value."""
+        raise AtomlocInputError(f"{name}.{key}: {why} (got {getattr(self, key)!r})")

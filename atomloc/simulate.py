@@ -18,12 +18,12 @@ same convention (x = column index, centre of pixel (0, 0) at (0.0, 0.0)).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from atomloc.errors import AtomlocInputError
 from atomloc.settings import FromMapping
 from atomloc.structures import MATERIALS, build_atoms, project_columns, tile_columns
 
@@ -99,8 +99,7 @@ class SeriesSpec(FromMapping):
 
     def check(self, name: str = "dataset") -> None:
         """Raise :class:`AtomlocInputError` naming the key of any value out of range."""
-        def bad(key, why):
-            raise AtomlocInputError(f"{name}.{key}: {why} (got {getattr(self, key)!r})")
+        bad = functools.partial(self._out_of_range, name)
 
         if self.material not in MATERIALS:
             bad("material", f"must be one of {', '.join(MATERIALS)}")

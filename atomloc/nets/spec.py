@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
-from atomloc.errors import AtomlocInputError
 from atomloc.settings import FromMapping
 
 ARCHITECTURES = ("atomsegnet", "atomid")
@@ -66,8 +66,7 @@ class TrainSpec(FromMapping):
     seed: int = 0
 
     def check(self, name: str = "train") -> None:
-        def bad(key, why):
-            raise AtomlocInputError(f"{name}.{key}: {why} (got {getattr(self, key)!r})")
+        bad = functools.partial(self._out_of_range, name)
 
         if self.architecture not in ARCHITECTURES:
             bad("architecture", f"must be one of {ARCHITECTURES}")
