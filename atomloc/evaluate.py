@@ -4,7 +4,6 @@ the simulator stored and against the reference labels."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -24,14 +23,7 @@ def truth_positions(series: dict, frame: int, kinds: Sequence[str] | None = None
     return np.column_stack([truth["x"][frame][keep], truth["y"][frame][keep]])
 
 
-def _frame_of(path: str | os.PathLike) -> int:
-    stem = Path(path).name.split(".")[0]
-    if not stem.isdigit():
-        raise AtomlocInputError(f"{path}: expected a file named <frame>.csv / <frame>.json")
-    return int(stem)
-
-
-def evaluate_series(series_path, labels_path, positions_paths: Sequence, timing_paths: Sequence = (),
+def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
                     match_radius_frac: float = 0.3, border_frac: float = 0.5,
                     truth_kinds: Sequence[str] | None = None, transfer: str = "rigid") -> pd.DataFrame:
     """Score per-frame positions against the truth (where stored) and the reference labels.
@@ -42,10 +34,11 @@ def evaluate_series(series_path, labels_path, positions_paths: Sequence, timing_
         Series HDF5 (frames, attributes, ``truth`` group).
     labels_path : path-like
         Reference labels CSV with a ``frame`` column (``reference_label`` rule).
-    positions_paths : sequence of path-like
-        One positions CSV per frame, named ``<frame>.csv``.
-    timing_paths : sequence of path-like
-        Optional ``<frame>.json`` with ``seconds`` spent in ``locate``.
+    positions_path : path-like
+        Positions CSV of every frame, with a ``frame`` column
+        (:func:`atomloc.methods.locate_series`).
+    timing_path : path-like, optional
+        JSON whose ``seconds`` lists the time spent in ``locate`` per frame.
     match_radius_frac, border_frac : float
         See :func:`atomloc.metrics.score_detections`.
     truth_kinds : sequence of str, optional
@@ -63,13 +56,19 @@ def evaluate_series(series_path, labels_path, positions_paths: Sequence, timing_
     shape = series["frames"].shape[1:]
     px_pm = float(series["attrs"]["pixel_size_pm"])
     labels = select_transfer(read_positions(labels_path), transfer)
-    times = {}
-    for p in timing_paths:
-        times[_frame_of(p)] = 1000.0 * float(json.loads(Path(p).read_text())["seconds"])
+    n = len(series["frames"])
+    times = [np.nan] * n
+    if timing_path is not None:
+        seconds = json.loads(Path(timing_path).read_text())["seconds"]
+        if len(seconds) != n:
+            raise AtomlocInputError(f"{timing_path}: {len(seconds)} frame times for a series of {n} frames")
+        times = [1000.0 * float(s) for s in seconds]
+    table = read_positions(positions_path)
+    if "frame" not in table or not table["frame"].between(0, n - 1).all():
+        raise AtomlocInputError(f"{positions_path}: needs a 'frame' column with values in 0..{n - 1}")
     rows = []
-    for path in positions_paths:
-        frame = _frame_of(path)
-        pred = read_positions(path)[["x", "y"]].to_numpy()
+    for frame in range(n):
+        pred = table.loc[table["frame"] == frame, ["x", "y"]].to_numpy()
         refs = {"labels": labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy()}
         if "truth" in series:
             refs = {"truth": truth_positions(series, frame, truth_kinds), **refs}
@@ -78,7 +77,7 @@ def evaluate_series(series_path, labels_path, positions_paths: Sequence, timing_
             row = {"dataset": Path(series_path).stem, "frame": frame, "reference": ref_name, **score.as_dict()}
             if "dose_e_per_A2" in series:
                 row["dose_e_per_A2"] = float(series["dose_e_per_A2"][frame])
-            row["time_ms"] = times.get(frame, np.nan)
+            row["time_ms"] = times[frame]
             rows.append(row)
     return pd.DataFrame(rows)
 

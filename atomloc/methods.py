@@ -160,6 +160,38 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     return out.reset_index(drop=True)
 
 
+def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None = None, name: str = "series",
+                  **params) -> tuple[pd.DataFrame, list[float]]:
+    """Locate atom columns in every frame of a series with one method.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (n, H, W)
+        The frames.
+    method, pixel_size_pm, **params
+        As for :func:`locate`.
+    name : str
+        Series name used in error messages (``"<name>[frame k]"``).
+
+    Returns
+    -------
+    positions : DataFrame
+        ``frame`` (int) followed by the columns :func:`locate` returns, frames in order.
+    seconds : list of float
+        Wall-clock seconds spent in :func:`locate` for each frame.
+    """
+    import time
+
+    tables, seconds = [], []
+    for k, image in enumerate(frames):
+        t0 = time.perf_counter()
+        table = locate(image, method, pixel_size_pm=pixel_size_pm, name=f"{name}[frame {k}]", **params)
+        seconds.append(time.perf_counter() - t0)
+        table.insert(0, "frame", k)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True), seconds
+
+
 def _auto(value, default):
     return default if value == AUTO else value
 

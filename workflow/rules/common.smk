@@ -27,7 +27,6 @@ config.update(_sorted_keys(config))
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_\-]*",
     method=r"[A-Za-z0-9_]+",
-    frame=r"[0-9]+",
     model=r"atomid|atomsegnet",
 
 
@@ -108,26 +107,9 @@ def n_frames(dataset):
     return int(dataset_entry(dataset)["n_frames"])
 
 
-def frames_of(dataset):
-    return list(range(n_frames(dataset)))
-
-
 def method_params(wildcards):
     """The config parameters of one method: changing them reruns that method's jobs only."""
     return dict(config["methods"][wildcards.method])
-
-
-def positions_of(kind):
-    """All per-frame position (or timing) files of one (method, dataset)."""
-
-    def inner(wildcards):
-        suffix = {"positions": "csv", "timing": "json"}[kind]
-        return [
-            f"results/positions/{wildcards.method}/{wildcards.dataset}/{frame}.{suffix}"
-            for frame in frames_of(wildcards.dataset)
-        ]
-
-    return inner
 
 
 def figure_dataset():

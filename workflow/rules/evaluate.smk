@@ -2,8 +2,8 @@ rule evaluate:
     input:
         series="results/series/{dataset}.h5",
         labels="results/labels/{dataset}.csv",
-        positions=positions_of("positions"),
-        timing=positions_of("timing"),
+        positions="results/positions/{method}/{dataset}.csv",
+        timing="results/positions/{method}/{dataset}.json",
     output:
         metrics="results/metrics/{method}/{dataset}.csv",
     params:

@@ -1,7 +1,7 @@
 rule figure_detections:
     input:
         series=lambda wildcards: f"results/series/{figure_dataset()}.h5",
-        positions=lambda wildcards: f"results/positions/{wildcards.method}/{figure_dataset()}/{figure_frame()}.csv",
+        positions=lambda wildcards: f"results/positions/{wildcards.method}/{figure_dataset()}.csv",
     output:
         figure=report(
             "results/figures/detections/{method}.png",

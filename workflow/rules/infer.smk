@@ -2,15 +2,15 @@ rule infer:
     input:
         series="results/series/{dataset}.h5",
     output:
-        positions="results/positions/{method}/{dataset}/{frame}.csv",
-        timing="results/positions/{method}/{dataset}/{frame}.json",
+        positions="results/positions/{method}/{dataset}.csv",
+        timing="results/positions/{method}/{dataset}.json",
     params:
         method=lambda wildcards: wildcards.method,
         params=method_params,
     log:
-        "results/logs/infer/{method}/{dataset}/{frame}.log",
+        "results/logs/infer/{method}/{dataset}.log",
     benchmark:
-        "results/benchmarks/infer/{method}/{dataset}/{frame}.tsv"
+        "results/benchmarks/infer/{method}/{dataset}.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -26,15 +26,15 @@ rule infer_atomap:
     input:
         series="results/series/{dataset}.h5",
     output:
-        positions="results/positions/atomap/{dataset}/{frame}.csv",
-        timing="results/positions/atomap/{dataset}/{frame}.json",
+        positions="results/positions/atomap/{dataset}.csv",
+        timing="results/positions/atomap/{dataset}.json",
     params:
         method="atomap",
         params=lambda wildcards: dict(config["methods"]["atomap"]),
     log:
-        "results/logs/infer/atomap/{dataset}/{frame}.log",
+        "results/logs/infer/atomap/{dataset}.log",
     benchmark:
-        "results/benchmarks/infer/atomap/{dataset}/{frame}.tsv"
+        "results/benchmarks/infer/atomap/{dataset}.tsv"
     threads: 1
     resources:
         mem_mb=3000,

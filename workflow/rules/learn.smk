@@ -47,15 +47,15 @@ rule infer_learned:
         series="results/series/{dataset}.h5",
         model="results/models/{method}.pt",
     output:
-        positions="results/positions/{method}/{dataset}/{frame}.csv",
-        timing="results/positions/{method}/{dataset}/{frame}.json",
+        positions="results/positions/{method}/{dataset}.csv",
+        timing="results/positions/{method}/{dataset}.json",
     params:
         method=lambda wildcards: wildcards.method,
         params=lambda wildcards, input: {**config["methods"][wildcards.method], "model": input.model},
     log:
-        "results/logs/infer/{method}/{dataset}/{frame}.log",
+        "results/logs/infer/{method}/{dataset}.log",
     benchmark:
-        "results/benchmarks/infer/{method}/{dataset}/{frame}.tsv"
+        "results/benchmarks/infer/{method}/{dataset}.tsv"
     wildcard_constraints:
         method=r"atomid|atomsegnet",
     threads: 1

@@ -8,7 +8,8 @@ log = start_log(snakemake)  # noqa: F821
 w = snakemake.wildcards
 series = read_series(snakemake.input.series)
 frame = int(snakemake.params.frame)
-pred = read_positions(snakemake.input.positions)[["x", "y"]].to_numpy()
+table = read_positions(snakemake.input.positions)
+pred = table.loc[table["frame"] == frame, ["x", "y"]].to_numpy()
 ref = truth_positions(series, frame) if "truth" in series else None
 plot_detections(series["frames"][frame], pred, snakemake.output.figure, ref_xy=ref, ref_label="truth",
                 title=f"{w.method} on {snakemake.params.dataset} frame {frame}: {len(pred)} detections "
