@@ -26,7 +26,11 @@ import pandas as pd
 
 from atomloc.errors import AtomlocInputError
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".npy")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".npy", ".dm3", ".dm4", ".emd", ".ser")
+# Microscope formats read through rosettasciio, which keeps the calibration.
+MICROSCOPE_READERS = {".dm3": "rsciio.digitalmicrograph", ".dm4": "rsciio.digitalmicrograph", ".emd": "rsciio.emd",
+                      ".ser": "rsciio.tia", ".tif": "rsciio.tiff", ".tiff": "rsciio.tiff"}
+_PM_PER_UNIT = {"pm": 1.0, "Å": 100.0, "A": 100.0, "angstrom": 100.0, "nm": 1000.0, "µm": 1e6, "um": 1e6}
 POSITION_COLUMNS = ("x", "y")
 CSV_FLOAT_FORMAT = "%.5f"
 
@@ -99,16 +103,104 @@ def _to_grey(arr: np.ndarray, name: str) -> np.ndarray:
     raise AtomlocInputError(f"{name}: expected a grey or RGB image, got array of shape {arr.shape}")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def _pixel_size_pm(axes) -> float | None:
+    """Pixel size in pm from the two signal axes of a rosettasciio signal (None if uncalibrated)."""
+    sizes = []
+    for ax in axes:
+        unit = str(ax.get("units") or "").strip()
+        if unit not in _PM_PER_UNIT or not float(ax.get("scale", 0.0)) > 0:
+            return None
+        sizes.append(float(ax["scale"]) * _PM_PER_UNIT[unit])
+    if not np.isclose(sizes[0], sizes[1], rtol=1e-3):
+        return None  # non-square pixels: not a calibration we can use
+    return float(np.mean(sizes))
+
+
+def read_microscope_file(path: str | os.PathLike) -> tuple[np.ndarray, float | None, dict]:
+    """Read the image (or image stack) of a microscope file through rosettasciio.
+
+    Supported: Digital Micrograph ``.dm3``/``.dm4``, ``.emd`` (Velox and
+    Berkeley), TIA ``.ser`` and ``.tif``/``.tiff``.  Where the file holds
+    several signals (e.g. a Velox EMD with HAADF, DF and spectra), the image
+    titled HAADF is taken, else the first image.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    frames : ndarray of float32, shape (n, H, W)
+        One frame per image of a stack (n = 1 for a single image).
+    pixel_size_pm : float or None
+        From the file's calibration; None where it is missing or not a length.
+    attrs : dict
+        ``source_file`` and ``title``.
+
+    Raises
+    ------
+    AtomlocInputError
+        If the file is missing, of an unknown format, unreadable, or holds no
+        2-D image or stack of them.
+    """
+    import importlib
+
+    path = Path(path)
+    name = str(path)
+    if not path.is_file():
+        raise AtomlocInputError(f"{name}: file not found")
+    suffix = path.suffix.lower()
+    if suffix not in MICROSCOPE_READERS:
+        raise AtomlocInputError(f"{name}: unsupported microscope format {suffix!r}; expected one of "
+                                f"{', '.join(MICROSCOPE_READERS)}")
+    try:
+        signals = importlib.import_module(MICROSCOPE_READERS[suffix]).file_reader(str(path))
+    except Exception as exc:  # the readers raise many different errors on corrupt files
+        raise AtomlocInputError(f"{name}: cannot read ({type(exc).__name__}: {exc})") from exc
+    images = []
+    for sig in signals:
+        axes = sig.get("axes", [])
+        nav = [i for i, ax in enumerate(axes) if ax.get("navigate")]
+        data = np.asarray(sig["data"])
+        if data.ndim == 2 or (data.ndim == 3 and len(nav) == 1):
+            images.append(sig)
+    if not images:
+        raise AtomlocInputError(f"{name}: holds no 2-D image or image stack")
+
+    def title(sig):
+        return str(sig.get("metadata", {}).get("General", {}).get("title", ""))
+
+    chosen = next((sig for sig in images if "HAADF" in title(sig).upper()), images[0])
+    data = np.asarray(chosen["data"])
+    axes = chosen["axes"]
+    if data.ndim == 3:
+        k = next(i for i, ax in enumerate(axes) if ax.get("navigate"))
+        data = np.moveaxis(data, k, 0)
+        axes = [ax for i, ax in enumerate(axes) if i != k]
+    else:
+        data = data[None]
+    if np.iscomplexobj(data) or data.dtype.kind not in "uif":
+        raise AtomlocInputError(f"{name}: image of dtype {data.dtype} is not a real-valued intensity")
+    frames = data.astype(np.float32)
+    for k, frame in enumerate(frames):
+        validate_image(frame, f"{name}[frame {k}]")
+    return frames, _pixel_size_pm(axes), {"source_file": path.name, "title": title(chosen)}
+
+
+def read_image(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
     """Read a single 2-D image and return it as a float64 grey array.
 
     Supported: ``.tif``/``.tiff`` (tifffile), ``.png``/``.bmp`` (Pillow; 8- or
-    16-bit, grey, RGB or RGBA converted to grey) and ``.npy`` (no pickles).
+    16-bit, grey, RGB or RGBA converted to grey), ``.npy`` (no pickles) and the
+    microscope formats ``.dm3``, ``.dm4``, ``.emd``, ``.ser`` (rosettasciio,
+    :func:`read_microscope_file`).
 
     Parameters
     ----------
     path : path-like
         Image file.
+    frame : int, optional
+        Frame of a microscope file holding an image stack (required there).
 
     Returns
     -------
@@ -126,6 +218,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise AtomlocInputError(f"{name}: file not found")
     suffix = path.suffix.lower()
+    if suffix in (".dm3", ".dm4", ".emd", ".ser"):
+        frames, _, _ = read_microscope_file(path)
+        if frame is None and len(frames) > 1:
+            raise AtomlocInputError(f"{name}: holds {len(frames)} frames; choose one (atomloc locate --frame K)")
+        k = 0 if frame is None else frame
+        if not 0 <= k < len(frames):
+            raise AtomlocInputError(f"{name}: frame {k} requested but the file holds {len(frames)}")
+        return validate_image(frames[k].astype(np.float64), name)
     try:
         if suffix in (".tif", ".tiff"):
             import tifffile
@@ -155,6 +255,55 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if arr.ndim > 3:
         arr = np.squeeze(arr)
     return validate_image(_to_grey(arr, name), name)
+
+
+def import_series(paths, pixel_size_pm: float | None = None) -> dict:
+    """Read a real series: one multi-frame microscope file, or several single-frame files.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The files, in frame order (a folder's files sorted by name).
+    pixel_size_pm : float, optional
+        Pixel size in pm; overrides the files' calibration (needed where they
+        have none).
+
+    Returns
+    -------
+    dict
+        ``frames`` float32 [n, H, W] and ``attrs`` (``pixel_size_pm``,
+        ``simulator`` = ``"none"``, ``source_files``), as
+        :func:`atomloc.simulate.simulate_series` but without ``truth``.
+
+    Raises
+    ------
+    AtomlocInputError
+        Naming the file: unreadable, frames of different shapes, or no pixel
+        size from either the files or ``pixel_size_pm``.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise AtomlocInputError("import_series: no files given")
+    stacks, sizes = [], []
+    for p in paths:
+        frames, size, _ = read_microscope_file(p)
+        if stacks and frames.shape[1:] != stacks[0].shape[1:]:
+            raise AtomlocInputError(f"{p}: frames of shape {frames.shape[1:]}, but {paths[0]} has "
+                                    f"{stacks[0].shape[1:]}")
+        stacks.append(frames)
+        sizes.append(size)
+    if pixel_size_pm is None:
+        if any(s is None for s in sizes):
+            bad = paths[[s is None for s in sizes].index(True)]
+            raise AtomlocInputError(f"{bad}: no length calibration in the file; set pixel_size_pm for this dataset")
+        if not np.allclose(sizes, sizes[0], rtol=1e-3):
+            raise AtomlocInputError(f"{paths[0]}: files of one series have different pixel sizes {sizes} pm")
+        pixel_size_pm = sizes[0]
+    elif not pixel_size_pm > 0:
+        raise AtomlocInputError(f"pixel_size_pm must be > 0 (got {pixel_size_pm})")
+    attrs = {"pixel_size_pm": float(pixel_size_pm), "simulator": "none", "material": "unknown",
+             "source_files": ";".join(p.name for p in paths)}
+    return {"frames": np.concatenate(stacks), "attrs": attrs}
 
 
 def write_positions(path: str | os.PathLike, positions: pd.DataFrame) -> None:

@@ -39,10 +39,10 @@ from scipy.spatial import cKDTree
 from atomloc.metrics import nearest_neighbour_spacing
 from atomloc.settings import FromMapping
 from atomloc.simulate import FWHM_PER_SIGMA, render_columns, scan_jitter
-from atomloc.structures import MATERIALS, build_atoms, project_columns, tile_columns
+from atomloc.structures import (AMORPHOUS, MATERIALS, amorphous_carbon_atoms, build_atoms, project_columns,
+                                single_atoms_on_carbon, tile_columns)
 
 NANOPARTICLE = "Au_nanoparticle"
-AMORPHOUS = "amorphous_C_atoms"
 LIBRARY_STRUCTURES = (*MATERIALS, NANOPARTICLE, AMORPHOUS)
 BACKGROUNDS = ("constant", "ramp", "lowfreq")
 _RANGES = ("spacing_px_range", "rotation_deg_range", "convergence_mrad_range", "defocus_nm_range",
@@ -208,13 +208,6 @@ def _crystal_columns(structure, size_A, rotation_deg, rng):
     return xy, [cell.atomic_numbers[i] for i in index], np.ones(len(xy), dtype=bool)
 
 
-def _amorphous_carbon(size_A, rng, density_per_A2=0.3):
-    """Random carbon atoms over the field (a thin amorphous film, projected); never labelled."""
-    n = rng.poisson(density_per_A2 * (size_A + 8) ** 2)
-    xy = rng.uniform(-4, size_A + 4, size=(n, 2))
-    return xy, [(6,)] * n, np.zeros(n, dtype=bool)
-
-
 def _nanoparticle_columns(size_A, rotation_deg, rng):
     """A truncated-octahedron Au particle along [001] or [110] on amorphous carbon."""
     from ase.cluster import Octahedron
@@ -237,33 +230,8 @@ def _nanoparticle_columns(size_A, rotation_deg, rng):
         cols.append(pos[members].mean(axis=0))
         zs.append(tuple(79 for _ in members))
     xy = np.array(cols)
-    cxy, cz, clab = _amorphous_carbon(size_A, rng)
+    cxy, cz, clab = amorphous_carbon_atoms(size_A, rng)
     return np.vstack([xy, cxy]), zs + cz, np.concatenate([np.ones(len(xy), bool), clab])
-
-
-def _single_atoms(size_A, rng, min_dist_A=2.6):
-    """Single Pt atoms and small clusters (2-5 atoms, 2.7 Å apart) on amorphous carbon."""
-    n_sites = max(3, int(rng.poisson(size_A ** 2 / 60)))
-    pts: list[np.ndarray] = []
-    tries = 0
-    while len(pts) < n_sites and tries < 50 * n_sites:
-        tries += 1
-        centre = rng.uniform(2, size_A - 2, size=2)
-        k = 1 if rng.uniform() < 0.6 else int(rng.integers(2, 6))
-        cluster = [centre]
-        for _ in range(k - 1):
-            step = 2.7 * np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)])
-            cluster.append(cluster[int(rng.integers(len(cluster)))] + step)
-        cluster = np.array(cluster)
-        allpts = np.array(pts) if pts else np.empty((0, 2))
-        if len(allpts) and cKDTree(allpts).query(cluster)[0].min() < min_dist_A:
-            continue
-        if len(cluster) > 1 and cKDTree(cluster).query(cluster, k=2)[0][:, 1].min() < min_dist_A:
-            continue
-        pts.extend(cluster)
-    xy = np.array(pts)
-    cxy, cz, clab = _amorphous_carbon(size_A, rng)
-    return np.vstack([xy, cxy]), [(78,)] * len(xy) + cz, np.concatenate([np.ones(len(xy), bool), clab])
 
 
 def _nn_spacing_A(structure) -> float:
@@ -309,7 +277,7 @@ def render_library_image(spec: LibrarySpec, structure: str, rng: np.random.Gener
     if structure == NANOPARTICLE:
         xy_A, zs, labelled = _nanoparticle_columns(size_A, rotation, rng)
     elif structure == AMORPHOUS:
-        xy_A, zs, labelled = _single_atoms(size_A, rng)
+        xy_A, zs, labelled = single_atoms_on_carbon(size_A, rng)
     else:
         xy_A, zs, labelled = _crystal_columns(structure, size_A, rotation, rng)
     weight = np.array([sum(z ** spec.z_exponent for z in col) for col in zs])

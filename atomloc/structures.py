@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scipy.spatial import cKDTree
+
 from atomloc.errors import AtomlocInputError
 
 # 2H transition-metal dichalcogenide monolayers: (metal, chalcogen, a [Å], thickness [Å])
@@ -86,6 +88,7 @@ def _along_110(atoms):
 # name -> builder of the ASE cell viewed along its third vector.
 _BUILDERS = {
     "MoS2": lambda: _mx2("MoS2"),
+    "MoS2_bilayer": lambda: _mx2_bilayer("MoS2"),
     "WS2": lambda: _mx2("WS2"),
     "ReS2": _res2,
     "graphene": lambda: _graphene("C2", 2.46),
@@ -102,6 +105,8 @@ _BUILDERS = {
 }
 
 MATERIALS = tuple(_BUILDERS)
+# Aperiodic specimen (single Pt atoms and small clusters on amorphous carbon): no unit cell.
+AMORPHOUS = "amorphous_C_atoms"
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,23 @@ def _mx2(material):
     return mx2(formula=f"{metal}{chalcogen}2", kind="2H", a=a, thickness=thickness, vacuum=None)
 
 
+def _mx2_bilayer(material, interlayer_A=6.15):
+    """2H-stacked bilayer: the second layer is the first inverted through the midpoint of a metal
+    and a chalcogen site, so every projected column holds one metal and two chalcogen atoms
+    (the hexagonal projection of bulk 2H along c)."""
+    bottom = _mx2(material)
+    top = bottom.copy()
+    metal = bottom.positions[0, :2]
+    chalcogen = bottom.positions[1, :2]
+    top.positions[:, :2] = (metal + chalcogen) - bottom.positions[:, :2]
+    top.positions[:, 2] += interlayer_A
+    bilayer = bottom + top
+    bilayer.set_cell([bottom.cell[0], bottom.cell[1], [0.0, 0.0, 2 * interlayer_A]])
+    bilayer.pbc = True
+    bilayer.wrap()
+    return bilayer
+
+
 def build_atoms(material: str):
     """Build the ASE unit cell of a supported material, viewing direction along z.
 
@@ -151,8 +173,8 @@ def build_atoms(material: str):
     Parameters
     ----------
     material : str
-        One of :data:`MATERIALS`: 2H monolayers ``MoS2``, ``WS2``; 1T''
-        monolayer ``ReS2``; ``graphene``, ``hBN``; crystals along a zone axis
+        One of :data:`MATERIALS`: 2H monolayers ``MoS2``, ``WS2``; the 2H
+        bilayer ``MoS2_bilayer``; 1T'' monolayer ``ReS2``; ``graphene``, ``hBN``; crystals along a zone axis
         ``SrTiO3_001``, ``SrTiO3_110``, ``Si_110``, ``Pt_001``, ``Pt_110``,
         ``Au_001``, ``Au_110``, ``NiO_001``, ``TiO2_001`` (rutile).
 
@@ -227,3 +249,69 @@ def tile_columns(cell: ProjectedCell, xmin_A: float, xmax_A: float, ymin_A: floa
     index = np.tile(np.arange(len(basis)), len(shifts))
     inside = (xy[:, 0] >= xmin_A) & (xy[:, 0] < xmax_A) & (xy[:, 1] >= ymin_A) & (xy[:, 1] < ymax_A)
     return xy[inside], index[inside]
+
+
+def amorphous_carbon_atoms(size_A: float, rng: np.random.Generator, density_per_A2: float = 0.3):
+    """Random carbon atoms over a square field (a thin amorphous film, projected); never labelled.
+
+    Parameters
+    ----------
+    size_A : float
+        Side of the field, Å; atoms are drawn over it with a 4 Å margin.
+    rng : numpy.random.Generator
+    density_per_A2 : float
+        Mean projected carbon atoms per Å².
+
+    Returns
+    -------
+    xy_A : ndarray, shape (n, 2)
+        Positions, Å.
+    atomic_numbers : list of tuple of int
+        One ``(6,)`` per atom.
+    labelled : ndarray of bool, shape (n,)
+        All False: the film is background, not a target.
+    """
+    n = rng.poisson(density_per_A2 * (size_A + 8) ** 2)
+    xy = rng.uniform(-4, size_A + 4, size=(n, 2))
+    return xy, [(6,)] * n, np.zeros(n, dtype=bool)
+
+
+def single_atoms_on_carbon(size_A: float, rng: np.random.Generator, min_dist_A: float = 2.6):
+    """Single Pt atoms and small clusters (2-5 atoms, 2.7 Å apart) on amorphous carbon.
+
+    An aperiodic specimen (no lattice for spacing-based methods to lean on).
+
+    Parameters
+    ----------
+    size_A : float
+        Side of the square field, Å.
+    rng : numpy.random.Generator
+    min_dist_A : float
+        Smallest projected distance between any two Pt atoms, Å.
+
+    Returns
+    -------
+    xy_A, atomic_numbers, labelled
+        As :func:`amorphous_carbon_atoms`; the Pt atoms come first and are labelled.
+    """
+    n_sites = max(3, int(rng.poisson(size_A ** 2 / 60)))
+    pts: list[np.ndarray] = []
+    tries = 0
+    while len(pts) < n_sites and tries < 50 * n_sites:
+        tries += 1
+        centre = rng.uniform(2, size_A - 2, size=2)
+        k = 1 if rng.uniform() < 0.6 else int(rng.integers(2, 6))
+        cluster = [centre]
+        for _ in range(k - 1):
+            step = 2.7 * np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)])
+            cluster.append(cluster[int(rng.integers(len(cluster)))] + step)
+        cluster = np.array(cluster)
+        allpts = np.array(pts) if pts else np.empty((0, 2))
+        if len(allpts) and cKDTree(allpts).query(cluster)[0].min() < min_dist_A:
+            continue
+        if len(cluster) > 1 and cKDTree(cluster).query(cluster, k=2)[0][:, 1].min() < min_dist_A:
+            continue
+        pts.extend(cluster)
+    xy = np.array(pts)
+    cxy, cz, clab = amorphous_carbon_atoms(size_A, rng)
+    return np.vstack([xy, cxy]), [(78,)] * len(xy) + cz, np.concatenate([np.ones(len(xy), bool), clab])

@@ -41,7 +41,10 @@ def _check_config():
     if len(set(names)) != len(names):
         raise AtomlocInputError(f"datasets: names must be unique, got {names}")
     for entry in config["datasets"]:
-        SeriesSpec.from_mapping(_simulation_keys(entry), name=f"datasets[{entry['name']}]")
+        if entry.get("source", "simulate") == "files":
+            series_files(entry["name"])  # raises naming the dataset when nothing is there to read
+        else:
+            SeriesSpec.from_mapping(_simulation_keys(entry), name=f"datasets[{entry['name']}]")
     fig = config["figures"]
     if fig["dataset"] and fig["dataset"] not in _split_names("test"):
         raise AtomlocInputError(f"figures.dataset: {fig['dataset']!r} is not the name of a test-split dataset")
@@ -65,8 +68,44 @@ def dataset_entry(name):
     return next(d for d in config["datasets"] if d["name"] == name)
 
 
+_NOT_SIMULATION = ("name", "split", "source", "path", "pixel_size_override_pm")
+
+
 def _simulation_keys(entry):
-    return {k: v for k, v in entry.items() if k not in ("name", "split")}
+    return {k: v for k, v in entry.items() if k not in _NOT_SIMULATION}
+
+
+def _source_names(source):
+    return sorted(d["name"] for d in config["datasets"] if d.get("source", "simulate") == source)
+
+
+def _names_regex(names):
+    """A wildcard constraint matching exactly these dataset names (none: a pattern that never matches)."""
+    return "|".join(names) if names else "(?!)"
+
+
+def series_files(name):
+    """The microscope files of a ``source: files`` dataset, in frame order.
+
+    ``path`` is one file (e.g. a multi-frame .dm4) or a folder whose supported
+    files are frames sorted by name; default ``resources/series/<name>/``.
+    """
+    from atomloc.io import MICROSCOPE_READERS
+
+    entry = dataset_entry(name)
+    path = Path(entry.get("path") or f"resources/series/{name}")
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in MICROSCOPE_READERS)
+    else:
+        files = []
+    if not files:
+        raise AtomlocInputError(
+            f"datasets[{name}]: source: files, but {path} is neither a microscope file nor a folder holding "
+            f"one ({', '.join(MICROSCOPE_READERS)})"
+        )
+    return [str(p) for p in files]
 
 
 def simulation_spec(name):
@@ -80,6 +119,8 @@ DATASETS = sorted(d["name"] for d in config["datasets"])
 # The benchmark scores methods on the test split; the learned methods train on the train split.
 TEST_DATASETS = _split_names("test")
 TRAIN_DATASETS = _split_names("train")
+SIMULATED = _source_names("simulate")
+IMPORTED = _source_names("files")
 LEARNED = ("atomid", "atomsegnet")
 
 
@@ -104,7 +145,11 @@ SCORING = config["evaluate"]
 
 
 def n_frames(dataset):
-    return int(dataset_entry(dataset)["n_frames"])
+    """Frames of a simulated dataset (None for files: known only once they are read)."""
+    entry = dataset_entry(dataset)
+    if entry.get("source", "simulate") == "files":
+        return None
+    return int(entry.get("n_frames", SeriesSpec().n_frames))
 
 
 def method_params(wildcards):
@@ -118,7 +163,7 @@ def figure_dataset():
 
 def figure_frame():
     frame = int(config["figures"]["frame"])
-    if frame >= n_frames(figure_dataset()):
+    if n_frames(figure_dataset()) is not None and frame >= n_frames(figure_dataset()):
         raise AtomlocInputError(
             f"figures.frame: {frame} but dataset {figure_dataset()!r} has {n_frames(figure_dataset())} frames"
         )

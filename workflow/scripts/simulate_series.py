@@ -1,5 +1,7 @@
 from _common import start_log
 
+import numpy as np
+
 from atomloc.io import write_series
 from atomloc.simulate import SeriesSpec, simulate_series
 
@@ -8,8 +10,11 @@ spec = SeriesSpec.from_mapping(snakemake.params.spec, name=f"datasets.{snakemake
 log.info("spec %s", spec)
 series = simulate_series(spec)
 write_series(snakemake.output.series, series["frames"], series["attrs"],
-             arrays={"dose_e_per_A2": series["dose_e_per_A2"], "drift_px": series["drift_px"],
-                     "scan_shift_px": series["scan_shift_px"]},
+             arrays={key: series[key] for key in ("dose_e_per_A2", "drift_px", "scan_shift_px", "defocus_nm",
+                                                  "astigmatism_nm", "astigmatism_angle_deg")},
              truth=series["truth"])
+offsets = np.hypot(*series["truth"]["peak_offset_px"].transpose(2, 0, 1))
+log.info("truth vs noise-free peaks: median %.3f px over %d columns", np.nanmedian(offsets),
+         np.isfinite(offsets).sum())
 log.info("wrote %d frames of %s, %d columns, doses %s e/A^2", len(series["frames"]), spec.shape_px,
          series["truth"]["x"].shape[1], series["dose_e_per_A2"].round(0).tolist())
