@@ -658,8 +658,10 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
         ``frames`` float32 [n, H, W] in detector counts; ``dose_e_per_A2`` [n];
         ``defocus_nm``, ``astigmatism_nm``, ``astigmatism_angle_deg`` [n];
         ``drift_px`` [n, 2] true rigid drift (x, y) in pixels, frame 0 at (0, 0);
-        ``scan_shift_px`` [n, H, 2] the within-frame row-wise scan distortion
-        plus the scan-line jitter (the mean over rows is the rigid drift's, zero);
+        ``scan_shift_px`` [n, H, 2] the smooth within-frame row-wise scan
+        distortion (zero mean per frame), which the truth follows;
+        ``scan_jitter_px`` [n, H, 2] the scan-line jitter (zero mean per
+        frame), applied to the image only: it is noise around the truth;
         ``truth`` with ``x``, ``y`` [n, m] column positions in each frame's pixels,
         ``element``, ``kind``, ``weight`` and ``occupancy`` [m], and
         ``peak_offset_px`` [n, m, 2], the offset of the noise-free image's peak
@@ -674,9 +676,12 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
     steps = rng.normal(0.0, spec.drift_px_per_frame, size=(spec.n_frames, 2))
     steps[0] = 0.0
     drift_px = np.cumsum(steps, axis=0)
+    # Smooth slow-scan distortion (moves the truth) and line jitter (noise: the truth is the smooth
+    # part, since a column spread over rows with independent offsets has no better-defined position).
     scan = np.stack([scan_distortion(h, spec.scan_creep_px, spec.scan_wobble_px, spec.scan_wobble_rows, rng)
-                     + scan_jitter(h, spec.scan_jitter_px, rng) for _ in range(spec.n_frames)])
-    scan -= scan.mean(axis=1, keepdims=True)  # the rigid drift of a frame stays its mean shift
+                     for _ in range(spec.n_frames)])
+    jitter = np.stack([scan_jitter(h, spec.scan_jitter_px, rng) for _ in range(spec.n_frames)])
+    jitter -= jitter.mean(axis=1, keepdims=True)  # the rigid drift of a frame stays its mean shift
     defocus = rng.uniform(*spec.defocus_nm, size=spec.n_frames)
     astig = rng.uniform(0.0, spec.astigmatism_nm, size=spec.n_frames)
     astig_angle = rng.uniform(0.0, 180.0, size=spec.n_frames)
@@ -685,7 +690,7 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
 
     psf0, ov = frame_psf(spec)
     reach_px = psf0.shape[0] / 2 / ov
-    margin_A = (np.abs(drift_px).max() + np.abs(scan).max() + reach_px + 2) * px_A
+    margin_A = (np.abs(drift_px).max() + np.abs(scan).max() + np.abs(jitter).max() + reach_px + 2) * px_A
     fov_A = (w * px_A, h * px_A)
     specimen = specimen_columns(spec, -margin_A, fov_A[0] + margin_A, -margin_A, fov_A[1] + margin_A, fov_A, rng)
     xy_A = specimen["xy_A"]
@@ -721,14 +726,16 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
         if cell_image is None:
             psf = psf0 if (defocus[k], astig[k]) == (0.0, 0.0) else frame_psf(spec, defocus[k], astig[k],
                                                                                  astig_angle[k])[0]
-            signal = render_psf((h, w), x_rigid[k], y_rigid[k], amplitude, psf, ov, row_shift_px=scan[k])
+            signal = render_psf((h, w), x_rigid[k], y_rigid[k], amplitude, psf, ov, row_shift_px=scan[k] + jitter[k])
         else:
-            signal = sample_cell_image(cell_image, spec, drift_px[k], scan[k], defocus[k], astig[k], astig_angle[k])
+            signal = sample_cell_image(cell_image, spec, drift_px[k], scan[k] + jitter[k], defocus[k], astig[k],
+                                       astig_angle[k])
         fraction = spec.background_fraction + signal + ramp
         if contamination is not None:
             # Scan position of every pixel in specimen coordinates (Å from the padded area's corner).
-            sx = (cols - scan[k][:, 0:1] - drift_px[k, 0]) * px_A + margin_A
-            sy = np.broadcast_to((rows - scan[k][:, 1:2] - drift_px[k, 1]) * px_A + margin_A, sx.shape)
+            row_shift = scan[k] + jitter[k]
+            sx = (cols - row_shift[:, 0:1] - drift_px[k, 0]) * px_A + margin_A
+            sy = np.broadcast_to((rows - row_shift[:, 1:2] - drift_px[k, 1]) * px_A + margin_A, sx.shape)
             fraction = fraction + ndimage.map_coordinates(contamination, [sy / 2.0, sx / 2.0], order=1,
                                                           mode="nearest")
         electrons = dose[k] * px_A ** 2
@@ -761,7 +768,8 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
         "psf_sampling_A": float(px_A / ov),
     }
     out = {"frames": frames, "dose_e_per_A2": dose, "defocus_nm": defocus, "astigmatism_nm": astig,
-           "astigmatism_angle_deg": astig_angle, "drift_px": drift_px, "scan_shift_px": scan, "truth": truth,
+           "astigmatism_angle_deg": astig_angle, "drift_px": drift_px, "scan_shift_px": scan,
+           "scan_jitter_px": jitter, "truth": truth,
            "attrs": attrs}
     if return_clean:
         out["clean"] = expected_frames

@@ -10,12 +10,13 @@ def mos2_frame(spacing_px=9.12, shape=(192, 192), electrons_per_px=400.0, rotati
     """A simulated 2H-MoS2 series whose Mo-S2 spacing is ``spacing_px`` pixels.
 
     The dose is set so that each pixel receives ``electrons_per_px`` electrons
-    whatever the pixel size.
+    whatever the pixel size; the probe is in focus and free of astigmatism.
     """
     px_pm = 100 * MOS2_NN_A / spacing_px
     dose = electrons_per_px / (px_pm / 100) ** 2
     spec = SeriesSpec(material="MoS2", shape_px=tuple(shape), pixel_size_pm=px_pm, n_frames=n_frames,
-                      rotation_deg=rotation_deg, dose_e_per_A2=(dose, dose), seed=seed)
+                      rotation_deg=rotation_deg, dose_e_per_A2=(dose, dose), defocus_nm=(0.0, 0.0),
+                      astigmatism_nm=0.0, seed=seed)
     return simulate_series(spec)
 
 

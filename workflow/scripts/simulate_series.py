@@ -10,7 +10,8 @@ spec = SeriesSpec.from_mapping(snakemake.params.spec, name=f"datasets.{snakemake
 log.info("spec %s", spec)
 series = simulate_series(spec)
 write_series(snakemake.output.series, series["frames"], series["attrs"],
-             arrays={key: series[key] for key in ("dose_e_per_A2", "drift_px", "scan_shift_px", "defocus_nm",
+             arrays={key: series[key] for key in ("dose_e_per_A2", "drift_px", "scan_shift_px", "scan_jitter_px",
+                                                  "defocus_nm",
                                                   "astigmatism_nm", "astigmatism_angle_deg")},
              truth=series["truth"])
 offsets = np.hypot(*series["truth"]["peak_offset_px"].transpose(2, 0, 1))
