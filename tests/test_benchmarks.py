@@ -68,3 +68,11 @@ def test_held_out_benchmark_scores_a_held_out_structure():
     assert res.returncode == 0, res.stderr
     _, rows = _table(res.stdout)
     assert rows[0]["structure"] == "graphene" and float(rows[0]["f1_mean"]) >= 0.95
+
+
+def test_simulate_benchmark_prints_seconds_per_frame():
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "simulate.py"), "--frames", "1", "--skip-prism"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    seconds = float(res.stdout.split("linear model:")[1].split("s per")[0])
+    assert seconds > 0

@@ -243,3 +243,26 @@ def test_shipped_res2_cif_matches_the_built_in_cell():
     assert cif.get_chemical_symbols() == ref.get_chemical_symbols()
     assert np.allclose(cif.cell.cellpar(), [6.66991, 6.79281, 7.19998, 91.8263, 104.1480, 118.8126])
     assert np.allclose(cif.get_scaled_positions(), ref.get_scaled_positions(), atol=1e-9)
+
+
+def test_linear_model_agrees_with_multislice_on_a_small_cell():
+    """The validation path: abTEM multislice HAADF (45-180 mrad) of a MoS2 cell vs the linear model."""
+    from atomloc.simulate import (abtem_cell_images, noise_free_peak_offsets, point_spread_function,
+                                  probe_intensity, render_psf, sample_cell_image)
+    from atomloc.structures import tile_columns
+
+    ms = abtem_cell_images("MoS2", "multislice", 300.0, 25.0, [0.0], supercell_A=10.0)
+    px, shape = 0.05, (192, 192)
+    a = sample_cell_image(ms["images"][0], ms["sampling_A"], shape, px, 0.0, (0.0, 0.0), (0.0, 0.0),
+                          np.zeros((shape[0], 2)))
+    cell = project_columns(build_atoms("MoS2"))
+    xy, index = tile_columns(cell, -8, shape[1] * px + 8, -8, shape[0] * px + 8)
+    psf = point_spread_function(probe_intensity(300.0, 25.0, px, 256), px, 0.0, 0.0)
+    b = render_psf(shape, xy[:, 0] / px, xy[:, 1] / px, cell.weights(1.5)[index], psf, 1)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] >= 0.97
+    off_a = noise_free_peak_offsets(a, xy[:, 0] / px, xy[:, 1] / px, radius_px=3)
+    off_b = noise_free_peak_offsets(b, xy[:, 0] / px, xy[:, 1] / px, radius_px=3)
+    both = np.isfinite(off_a[:, 0]) & np.isfinite(off_b[:, 0])
+    assert both.sum() >= 10
+    assert np.abs(off_a[both] - off_b[both]).max() * px <= 0.05  # Å
+    assert np.abs(off_a[both]).max() * px <= 0.05  # and multislice peaks sit on the columns

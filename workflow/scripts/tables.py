@@ -17,6 +17,8 @@ for reference, stem in (("truth", "methods"), ("labels", "methods_vs_labels")):
     rows = per_image[per_image.reference == reference]
     if rows.empty:
         log.info("no rows scored against %s", reference)
+        write_table(snakemake.output[f"{stem}_csv"], snakemake.output[f"{stem}_md"], rows,
+                    f"Methods scored against the {reference}", notes + [f"No test dataset has {reference}."])
         continue
     summary = summarise(rows, by="method")
     title = ("Methods scored against the simulated truth" if reference == "truth"
@@ -28,7 +30,15 @@ cols = ["method", "dataset", "frame", "reference", "dose_e_per_A2", "n_pred", "n
         "precision", "recall", "f1", "jaccard", "chamfer_px", "rmse_pm", "time_ms"]
 per_image = per_image[[c for c in cols if c in per_image.columns]]
 write_table(snakemake.output.per_image_csv, snakemake.output.per_image_md, per_image, "Per-image scores", notes)
-labels = pd.concat([pd.read_csv(p) for p in snakemake.input.label_metrics], ignore_index=True)
+def _read_or_empty(path):
+    """A label-metrics CSV; a dataset without truth writes an empty one."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+labels = pd.concat([_read_or_empty(p) for p in snakemake.input.label_metrics], ignore_index=True)
 if not labels.empty:
     summary = summarise(labels, by=["dataset", "labels"])
     write_table(snakemake.output.labels_csv, snakemake.output.labels_md, summary,
