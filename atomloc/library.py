@@ -39,8 +39,8 @@ from scipy.spatial import cKDTree
 from atomloc.metrics import nearest_neighbour_spacing
 from atomloc.settings import FromMapping
 from atomloc.simulate import FWHM_PER_SIGMA, render_columns, scan_jitter
-from atomloc.structures import (AMORPHOUS, MATERIALS, amorphous_carbon_atoms, build_atoms, project_columns,
-                                single_atoms_on_carbon, tile_columns)
+from atomloc.structures import (AMORPHOUS, MATERIALS, amorphous_carbon_atoms, build_atoms,
+                                nearest_column_distance_A, project_columns, single_atoms_on_carbon, tile_columns)
 
 NANOPARTICLE = "Au_nanoparticle"
 LIBRARY_STRUCTURES = (*MATERIALS, NANOPARTICLE, AMORPHOUS)
@@ -240,8 +240,7 @@ def _nn_spacing_A(structure) -> float:
         return 2.04
     if structure == AMORPHOUS:
         return 4.0
-    xy, _ = tile_columns(_projected_cell(structure), -10, 10, -10, 10)
-    return float(cKDTree(xy).query(xy, k=2)[0][:, 1].min())
+    return nearest_column_distance_A(_projected_cell(structure))
 
 
 def _background(shape, kind, rng):

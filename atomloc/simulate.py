@@ -38,8 +38,8 @@ import numpy as np
 from scipy import ndimage
 
 from atomloc.settings import FromMapping
-from atomloc.structures import (AMORPHOUS, MATERIALS, METALS, amorphous_carbon_atoms, build_atoms, project_columns,
-                                single_atoms_on_carbon, tile_columns)
+from atomloc.structures import (AMORPHOUS, MATERIALS, METALS, amorphous_carbon_atoms, build_atoms, column_label,
+                                nearest_column_distance_A, project_columns, single_atoms_on_carbon, tile_columns)
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 SERIES_MATERIALS = (*MATERIALS, AMORPHOUS)
@@ -471,13 +471,10 @@ def render_psf(shape_px, x_px: np.ndarray, y_px: np.ndarray, amplitude: np.ndarr
     return out.reshape(h, w)
 
 
-def _element_string(numbers) -> str:
-    from collections import Counter
-
+def _column_label(numbers) -> tuple[str, str]:
     from ase.data import chemical_symbols
 
-    counts = Counter(chemical_symbols[z] for z in numbers)
-    return "".join(f"{s}{n if n > 1 else ''}" for s, n in sorted(counts.items()))
+    return column_label(chemical_symbols[z] for z in numbers)
 
 
 def _is_metal(z: int) -> bool:
@@ -534,8 +531,7 @@ def specimen_columns(spec: SeriesSpec, xmin_A: float, xmax_A: float, ymin_A: flo
         # No two columns closer than 0.8 x the shortest column distance across the boundary.
         from scipy.spatial import cKDTree
 
-        patch, _ = tile_columns(cell, -10.0, 10.0, -10.0, 10.0)
-        nn = float(cKDTree(patch).query(patch, k=2)[0][:, 1].min())
+        nn = nearest_column_distance_A(cell)
         if keep.any() and len(gxy):
             gap = cKDTree(xy[keep]).query(gxy)[0] >= 0.8 * nn
             gxy, gindex = gxy[gap], gindex[gap]
@@ -738,7 +734,8 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
             row_shift = scan[k] + jitter[k]
             sx = (cols - row_shift[:, 0:1] - drift_px[k, 0]) * px_A + margin_A
             sy = np.broadcast_to((rows - row_shift[:, 1:2] - drift_px[k, 1]) * px_A + margin_A, sx.shape)
-            fraction = fraction + ndimage.map_coordinates(contamination, [sy / 2.0, sx / 2.0], order=1,
+            fraction = fraction + ndimage.map_coordinates(contamination, [sy / cont_sampling, sx / cont_sampling],
+                                                          order=1,
                                                           mode="nearest")
         electrons = dose[k] * px_A ** 2
         expected = electrons * fraction
@@ -755,9 +752,10 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
         x_true[k], y_true[k] = distorted_positions(x_rigid[k][labelled], y_rigid[k][labelled], scan[k])
         offsets[k] = noise_free_peak_offsets(expected_frames[k], x_true[k], y_true[k])
     zs = [col for col, keep in zip(specimen["atomic_numbers"], labelled) if keep]
+    labels = [_column_label(col) for col in zs]
     truth = {"x": x_true, "y": y_true,
-             "element": np.array([_element_string(col) for col in zs], dtype=str),
-             "kind": np.array(["metal" if any(_is_metal(z) for z in col) else "chalcogen" for col in zs], dtype=str),
+             "element": np.array([label for label, _ in labels], dtype=str),
+             "kind": np.array([kind for _, kind in labels], dtype=str),
              "weight": weight[labelled], "occupancy": specimen["occupancy"][labelled], "peak_offset_px": offsets}
     attrs = {
         "pixel_size_pm": float(spec.pixel_size_pm),
@@ -935,11 +933,10 @@ def sample_cell_image(cell_image: np.ndarray, sampling_A, shape_px, pixel_size_A
     rows = np.arange(h, dtype=np.float64)[:, None]
     cols = np.arange(w, dtype=np.float64)[None, :]
     shift = np.asarray(row_shift_px, dtype=np.float64)
-    px = (cols - shift[:, 0:1] - drift_px[0]) * pixel_size_A
-    py = np.broadcast_to((rows - shift[:, 1:2] - drift_px[1]) * pixel_size_A, px.shape)
-    theta = np.deg2rad(rotation_deg)
+    ox, oy = np.asarray(origin_A, dtype=np.float64)
+    px = (cols - shift[:, 0:1] - drift_px[0]) * pixel_size_A - ox
+    py = np.broadcast_to((rows - shift[:, 1:2] - drift_px[1]) * pixel_size_A - oy, px.shape)
+    theta = np.deg2rad(rotation_deg)  # into the lattice frame: q = R(-theta) (p - origin)
     qx = np.cos(theta) * px + np.sin(theta) * py
     qy = -np.sin(theta) * px + np.cos(theta) * py
-    ox, oy = np.asarray(origin_A, dtype=np.float64)
-    qx, qy = qx - (np.cos(theta) * ox + np.sin(theta) * oy), qy - (-np.sin(theta) * ox + np.cos(theta) * oy)
     return ndimage.map_coordinates(fine, [qy / step[0], qx / step[1]], order=3, mode="grid-wrap")

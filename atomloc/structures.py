@@ -189,6 +189,25 @@ def build_atoms(material: str):
     return atoms
 
 
+def column_label(symbols) -> tuple[str, str]:
+    """Composition string (e.g. ``"S2"``, ``"MoS2"``) and kind (``"metal"`` / ``"chalcogen"``) of a column.
+
+    Parameters
+    ----------
+    symbols : iterable of str
+        Chemical symbols of the column's atoms.
+    """
+    counts = Counter(symbols)
+    element = "".join(f"{s}{n if n > 1 else ''}" for s, n in sorted(counts.items()))
+    return element, "metal" if any(s in METALS for s in counts) else "chalcogen"
+
+
+def nearest_column_distance_A(cell: "ProjectedCell") -> float:
+    """Shortest distance between two projected columns of a periodic structure, Å."""
+    xy, _ = tile_columns(cell, -10.0, 10.0, -10.0, 10.0)
+    return float(cKDTree(xy).query(xy, k=2)[0][:, 1].min())
+
+
 def project_columns(atoms, tol_A: float = 0.05) -> ProjectedCell:
     """Group the atoms of a cell into columns along z.
 
@@ -212,9 +231,9 @@ def project_columns(atoms, tol_A: float = 0.05) -> ProjectedCell:
     col_xy, element, kind, zs = [], [], [], []
     for g in groups:
         col_xy.append(xy[g].mean(axis=0))
-        counts = Counter(symbols[i] for i in g)
-        element.append("".join(f"{s}{n if n > 1 else ''}" for s, n in sorted(counts.items())))
-        kind.append("metal" if any(s in METALS for s in counts) else "chalcogen")
+        label, column_kind = column_label([symbols[i] for i in g])
+        element.append(label)
+        kind.append(column_kind)
         zs.append(tuple(int(numbers[i]) for i in g))
     return ProjectedCell(cell_A=cell2, xy_A=np.array(col_xy), element=np.array(element),
                          kind=np.array(kind), atomic_numbers=tuple(zs))
