@@ -71,3 +71,39 @@ def test_many_points_fast_enough_and_correct():
     pred = ref + rng.normal(0, 0.3, ref.shape)
     s = score_detections(pred, ref, (500, 500))
     assert s.tp == s.n_ref and s.fp == 0
+
+
+def test_crlb_tends_to_the_analytic_limit():
+    from atomloc.metrics import gaussian_position_crlb_px
+
+    # no background, column much wider than a pixel: sqrt(2) s / sqrt(N), N = 2 pi s^2 A
+    for A, s in [(100.0, 5.0), (10.0, 8.0)]:
+        assert gaussian_position_crlb_px(A, s, 0.0) == pytest.approx(np.sqrt(2) * s / np.sqrt(2 * np.pi * s * s * A),
+                                                                     rel=1e-3)
+    # background only makes it worse; more counts make it better as 1/sqrt(dose)
+    assert gaussian_position_crlb_px(100, 2, 10) > gaussian_position_crlb_px(100, 2, 0)
+    assert gaussian_position_crlb_px(400, 2, 40) == pytest.approx(gaussian_position_crlb_px(100, 2, 10) / 2, rel=1e-9)
+    assert np.isnan(gaussian_position_crlb_px(0.0, 2, 1))
+
+
+def test_gaussian_fits_approach_the_crlb_on_poisson_images():
+    from atomloc.metrics import gaussian_position_crlb_px, image_crlb_px
+    from atomloc.refine import fit_gaussians
+
+    rng = np.random.default_rng(5)
+    A, s, B, a = 40.0, 1.6, 4.0, 12.0
+    g = np.arange(8, 248, a)
+    xy = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2) + rng.uniform(-0.5, 0.5, size=(len(g) ** 2, 2))
+    yy, xx = np.mgrid[0:256, 0:256]
+    mu = np.full((256, 256), B)
+    for x, y in xy:
+        mu += A * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * s * s))
+    bound = gaussian_position_crlb_px(A, s, B)
+    errs = []
+    for _ in range(4):
+        img = rng.poisson(mu).astype(float)
+        fit = fit_gaussians(img, xy[:, 0], xy[:, 1], 0.4 * a, sigma_px=s)
+        errs.append(np.sum((np.column_stack([fit.x, fit.y]) - xy)[fit.ok] ** 2, axis=1))
+        assert image_crlb_px(img, xy, a) == pytest.approx(bound, rel=0.15)
+    rmse = np.sqrt(np.mean(np.concatenate(errs)))
+    assert bound <= rmse <= 1.5 * bound
