@@ -13,7 +13,8 @@ from atomloc.structures import MATERIALS, build_atoms, project_columns
 
 @pytest.fixture(scope="module")
 def small_library():
-    return synthesize_library(LibrarySpec(n_images=len(LIBRARY_STRUCTURES), shape_px=96, seed=3))
+    return synthesize_library(
+        LibrarySpec(structures=LIBRARY_STRUCTURES, n_images=len(LIBRARY_STRUCTURES), shape_px=96, seed=3))
 
 
 def test_every_material_builds_with_the_viewing_direction_along_z():
@@ -80,7 +81,8 @@ def test_peak_map_combines_by_maximum():
 
 
 def test_library_is_reproducible_and_round_trips(tmp_path, small_library):
-    again = synthesize_library(LibrarySpec(n_images=len(LIBRARY_STRUCTURES), shape_px=96, seed=3))
+    again = synthesize_library(
+        LibrarySpec(structures=LIBRARY_STRUCTURES, n_images=len(LIBRARY_STRUCTURES), shape_px=96, seed=3))
     assert np.array_equal(again["images"], small_library["images"])
     assert list(small_library["structure"]) == list(LIBRARY_STRUCTURES)
     write_library(tmp_path / "a.h5", small_library)
