@@ -26,6 +26,9 @@ localrules:
     all,
     tables,
     figure_detections,
+    figures,
+    figure_strain,
+    figure_series,
 
 
 rule all:

@@ -13,7 +13,8 @@ import pandas as pd
 from atomloc.errors import AtomlocInputError
 from atomloc.io import read_positions, read_series
 from atomloc.label import select_transfer
-from atomloc.metrics import score_detections
+from atomloc.metrics import image_crlb_px, score_detections
+from atomloc.strain import gpa_strain, lattice_parameter_precision, sample_map, strain_from_positions
 
 
 def truth_positions(series: dict, frame: int, kinds: Sequence[str] | None = None) -> np.ndarray:
@@ -50,7 +51,13 @@ def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
     -------
     DataFrame
         One row per (frame, reference) with the fields of
-        :class:`atomloc.metrics.DetectionScore`, ``dose_e_per_A2`` and ``time_ms``.
+        :class:`atomloc.metrics.DetectionScore`, ``dose_e_per_A2``, ``time_ms``,
+        ``fov_nm`` (frame width), ``crlb_pm`` (:func:`atomloc.metrics.image_crlb_px`
+        at the reference positions; NaN unless the frames are in counts),
+        ``rmse_over_crlb``, and the lattice-parameter precision
+        ``lattice_a_std_pm`` / ``lattice_b_std_pm`` of the predictions
+        (:func:`atomloc.strain.lattice_parameter_precision` against the stored
+        unstrained lattice; NaN without one).
     """
     series = read_series(series_path)
     shape = series["frames"].shape[1:]
@@ -66,20 +73,109 @@ def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
     table = read_positions(positions_path)
     if "frame" not in table or not table["frame"].between(0, n - 1).all():
         raise AtomlocInputError(f"{positions_path}: needs a 'frame' column with values in 0..{n - 1}")
+    in_counts = series["attrs"].get("intensity_unit") == "counts"
+    lattice = series["attrs"].get("lattice_px")
     rows = []
     for frame in range(n):
         pred = table.loc[table["frame"] == frame, ["x", "y"]].to_numpy()
         refs = {"labels": labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy()}
         if "truth" in series:
             refs = {"truth": truth_positions(series, frame, truth_kinds), **refs}
+        std_a = std_b = float("nan")
+        if lattice is not None and len(pred) > 2:
+            std_a, std_b, _, _ = lattice_parameter_precision(pred, np.asarray(lattice), px_pm)
         for ref_name, ref in refs.items():
             score = score_detections(pred, ref, shape, match_radius_frac, border_frac, pixel_size_pm=px_pm)
             row = {"dataset": Path(series_path).stem, "frame": frame, "reference": ref_name, **score.as_dict()}
             if "dose_e_per_A2" in series:
                 row["dose_e_per_A2"] = float(series["dose_e_per_A2"][frame])
             row["time_ms"] = times[frame]
+            row["fov_nm"] = shape[1] * px_pm / 1000.0
+            crlb = image_crlb_px(series["frames"][frame], ref) * px_pm if in_counts else float("nan")
+            row["crlb_pm"] = crlb
+            row["rmse_over_crlb"] = score.rmse_pm / crlb if crlb > 0 else float("nan")
+            row["lattice_a_std_pm"], row["lattice_b_std_pm"] = std_a, std_b
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def strain_benchmark(series: dict, positions: dict, frame: int = 0, border_cells: float = 1.5,
+                     tol_frac: float = 0.25, gpa_mask_sigma_frac: float = 0.25) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Strain maps of each method's positions, of the truth positions and by GPA, against the applied strain.
+
+    The reference lattice of every route is the specimen's unstrained lattice
+    stored in the series (``attrs["lattice_px"]``), so a uniform strain is
+    measured as such.  Detected columns are paired with the nearest truth column
+    (within ``tol_frac`` x the shorter lattice vector) whose applied strain is the
+    target; columns within ``border_cells`` lattice vectors of the edge are left
+    out.  GPA is sampled at the truth columns.  The ``truth`` row (strain from
+    the true positions) is the floor set by scan distortion, which the truth
+    follows but the applied field does not contain.
+
+    Parameters
+    ----------
+    series : dict
+        :func:`atomloc.io.read_series` of a simulated series of a crystal.
+    positions : dict of str to DataFrame
+        Method name -> positions with ``x, y`` (and ``frame``) columns.
+    frame : int
+
+    Returns
+    -------
+    summary : DataFrame
+        One row per route: ``method, n_columns``, RMS error of ``exx, eyy, exy,
+        hydrostatic`` and ``hydrostatic_mean`` / ``hydrostatic_std``.
+    columns : DataFrame
+        ``method, x, y, exx, eyy, exy, omega, hydrostatic`` and the applied
+        ``true_exx, true_eyy, true_exy, true_hydrostatic`` per column.
+    """
+    from scipy.spatial import cKDTree
+
+    lattice = series["attrs"].get("lattice_px")
+    if lattice is None or "truth" not in series:
+        raise AtomlocInputError("strain: the series needs a crystal's lattice_px attribute and truth")
+    lattice = np.asarray(lattice, dtype=np.float64)
+    image = series["frames"][frame]
+    h, w = image.shape
+    truth_xy = truth_positions(series, frame)
+    applied = np.asarray(series["truth"]["strain"], dtype=np.float64)
+    cell = float(max(np.hypot(*lattice[0]), np.hypot(*lattice[1])))
+    tol = tol_frac * float(min(np.hypot(*lattice[0]), np.hypot(*lattice[1])))
+    tree = cKDTree(truth_xy)
+    routes = {"truth": truth_xy}
+    for name, table in positions.items():
+        sel = table[table["frame"] == frame] if "frame" in table else table
+        routes[name] = sel[["x", "y"]].to_numpy(dtype=np.float64)
+    gpa = gpa_strain(image, lattice, mask_sigma_frac=gpa_mask_sigma_frac, refine=False)
+    frames = []
+    for name, xy in routes.items():
+        tab = strain_from_positions(xy, lattice, tol_frac)
+        tab.insert(0, "method", name)
+        frames.append(tab)
+    gtab = pd.DataFrame({"method": "gpa", "x": truth_xy[:, 0], "y": truth_xy[:, 1],
+                         **{k: sample_map(gpa[k], truth_xy) for k in ("exx", "eyy", "exy", "omega", "hydrostatic")}})
+    frames.append(gtab)
+    columns = pd.concat(frames, ignore_index=True)
+    d, j = tree.query(columns[["x", "y"]].to_numpy(), distance_upper_bound=tol)
+    found = np.isfinite(d)
+    target = np.full((len(columns), 3), np.nan)
+    target[found] = applied[j[found]]
+    columns["true_exx"], columns["true_eyy"], columns["true_exy"] = target.T
+    columns["true_hydrostatic"] = 0.5 * (target[:, 0] + target[:, 1])
+    inner = ((columns.x >= border_cells * cell) & (columns.x <= w - 1 - border_cells * cell)
+             & (columns.y >= border_cells * cell) & (columns.y <= h - 1 - border_cells * cell))
+    columns = columns[inner & found].reset_index(drop=True)
+    rows = []
+    for name in [*routes, "gpa"]:
+        c = columns[(columns.method == name) & columns.exx.notna()]
+        row = {"method": name, "n_columns": len(c)}
+        for k in ("exx", "eyy", "exy", "hydrostatic"):
+            row[f"rms_error_{k}"] = float(np.sqrt(np.mean((c[k] - c[f"true_{k}"]) ** 2))) if len(c) else np.nan
+        row["hydrostatic_mean"] = float(c.hydrostatic.mean()) if len(c) else np.nan
+        row["hydrostatic_std"] = float(c.hydrostatic.std(ddof=1)) if len(c) > 1 else np.nan
+        row["true_hydrostatic_mean"] = float(c.true_hydrostatic.mean()) if len(c) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows), columns
 
 
 def evaluate_labels(series_path, aligned_path, labels_path, match_radius_frac: float = 0.3,

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from atomloc.settings import FromMapping
+from atomloc.strain import STRAIN_FIELDS, applied_strain, rotated_lattice_px
 from atomloc.structures import (AMORPHOUS, MATERIALS, METALS, amorphous_carbon_atoms, build_atoms, column_label,
                                 nearest_column_distance_A, project_columns, single_atoms_on_carbon, tile_columns)
 
@@ -133,6 +134,14 @@ class SeriesSpec(FromMapping):
         (0 = none), Å.
     grain_rotation_deg : float
         Rotation of that grain relative to the host lattice, degrees.
+    strain_field : str
+        Strain applied to the specimen (:func:`atomloc.strain.applied_strain`):
+        ``none``, ``uniform`` (biaxial), ``gradient`` (``eps_xx`` linear
+        along x) or ``bulge`` (Gaussian dilation around the field's centre).
+    strain_magnitude : float
+        Its magnitude (dimensionless, e.g. 0.02 = 2 %).
+    strain_radius_A : float
+        Radius (Gaussian sigma) of the bulge, Å.
     seed : int
         Seed of every random draw of the series.
     """
@@ -173,6 +182,9 @@ class SeriesSpec(FromMapping):
     void_radius_A: tuple = field(default=(5.0, 15.0))
     grain_radius_A: float = 0.0
     grain_rotation_deg: float = 15.0
+    strain_field: str = "none"
+    strain_magnitude: float = 0.02
+    strain_radius_A: float = 20.0
     seed: int = 0
 
     @property
@@ -190,9 +202,18 @@ class SeriesSpec(FromMapping):
             bad("material", f"must be one of {', '.join(SERIES_MATERIALS)}")
         if self.simulator not in SIMULATORS:
             bad("simulator", f"must be one of {', '.join(SIMULATORS)}")
-        if self.simulator != "linear" and (self.material == AMORPHOUS or self.has_defects):
-            bad("simulator", "prism and multislice simulate a perfect periodic crystal: no defects, "
+        if self.simulator != "linear" and (self.material == AMORPHOUS or self.has_defects
+                                           or self.strain_field != "none"):
+            bad("simulator", "prism and multislice simulate a perfect periodic crystal: no defects, no strain, "
                              f"not {AMORPHOUS}")
+        if self.strain_field not in STRAIN_FIELDS:
+            bad("strain_field", f"must be one of {', '.join(STRAIN_FIELDS)}")
+        if self.strain_field != "none" and self.material == AMORPHOUS:
+            bad("strain_field", f"needs a crystal, not {AMORPHOUS}")
+        if not -0.2 <= self.strain_magnitude <= 0.2:
+            bad("strain_magnitude", "must be in [-0.2, 0.2]")
+        if not self.strain_radius_A > 0:
+            bad("strain_radius_A", "must be > 0")
         if len(self.shape_px) != 2 or min(self.shape_px) < 16:
             bad("shape_px", "must be two integers >= 16")
         for key in ("pixel_size_pm", "energy_keV", "semiangle_mrad"):
@@ -663,7 +684,9 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
         ``element``, ``kind``, ``weight`` and ``occupancy`` [m], and
         ``peak_offset_px`` [n, m, 2], the offset of the noise-free image's peak
         from each truth position (:func:`noise_free_peak_offsets`, NaN where
-        none); ``attrs`` for the HDF5 file.
+        none), and ``strain`` [m, 3] the applied ``eps_xx, eps_yy, eps_xy`` at
+        each column; ``attrs`` for the HDF5 file (crystals: ``lattice_px``,
+        the unstrained lattice, rows a and b in pixels).
     """
     spec.check()
     rng = np.random.default_rng(spec.seed)
@@ -691,6 +714,9 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
     fov_A = (w * px_A, h * px_A)
     specimen = specimen_columns(spec, -margin_A, fov_A[0] + margin_A, -margin_A, fov_A[1] + margin_A, fov_A, rng)
     xy_A = specimen["xy_A"]
+    displacement_A, true_strain = applied_strain(xy_A, (fov_A[0] / 2, fov_A[1] / 2), spec.strain_field,
+                                                 spec.strain_magnitude, spec.strain_radius_A, fov_A[0])
+    xy_A = xy_A + displacement_A
     weight = np.array([sum(z ** spec.z_exponent for z in col) for col in specimen["atomic_numbers"]])
     # In focus, the heaviest pristine column peaks at collection_fraction.
     amplitude = spec.collection_fraction * weight / specimen["reference_weight"] / psf0.max()
@@ -756,7 +782,8 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
     truth = {"x": x_true, "y": y_true,
              "element": np.array([label for label, _ in labels], dtype=str),
              "kind": np.array([kind for _, kind in labels], dtype=str),
-             "weight": weight[labelled], "occupancy": specimen["occupancy"][labelled], "peak_offset_px": offsets}
+             "weight": weight[labelled], "occupancy": specimen["occupancy"][labelled], "peak_offset_px": offsets,
+             "strain": true_strain[labelled]}
     attrs = {
         "pixel_size_pm": float(spec.pixel_size_pm),
         "material": spec.material,
@@ -766,7 +793,14 @@ def simulate_series(spec: SeriesSpec, return_clean: bool = False) -> dict:
         "semiangle_mrad": float(spec.semiangle_mrad),
         "source_size_A": float(spec.source_size_A),
         "psf_sampling_A": float(px_A / ov),
+        "intensity_unit": "counts",
+        "rotation_deg": float(spec.rotation_deg),
+        "strain_field": spec.strain_field,
     }
+    if spec.material != AMORPHOUS:
+        # the unstrained lattice (rows a, b) in pixels: the reference of the strain maps
+        attrs["lattice_px"] = rotated_lattice_px(project_columns(build_atoms(spec.material)).cell_A,
+                                                 spec.rotation_deg, spec.pixel_size_pm)
     out = {"frames": frames, "dose_e_per_A2": dose, "defocus_nm": defocus, "astigmatism_nm": astig,
            "astigmatism_angle_deg": astig_angle, "drift_px": drift_px, "scan_shift_px": scan,
            "scan_jitter_px": jitter, "truth": truth,

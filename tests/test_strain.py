@@ -147,3 +147,35 @@ def test_sample_map_bilinear():
     field = np.arange(12.0).reshape(3, 4)
     assert sample_map(field, np.array([[1.5, 1.0], [0.0, 0.5]])).tolist() == [5.5, 2.0]
     assert np.isnan(sample_map(field, np.array([[10.0, 0.0]])))[0]
+
+
+@pytest.mark.parametrize("field", ["uniform", "gradient", "bulge"])
+def test_simulated_strain_field_is_in_the_truth(field):
+    from atomloc.simulate import SeriesSpec, simulate_series
+
+    spec = SeriesSpec(material="MoS2", shape_px=(160, 160), pixel_size_pm=20.0, n_frames=1, rotation_deg=12.0,
+                      scan_creep_px=0.0, scan_wobble_px=0.0, strain_field=field, strain_magnitude=0.02,
+                      strain_radius_A=8.0, dose_e_per_A2=(1e4, 1e4), seed=4)
+    series = simulate_series(spec)
+    lattice = series["attrs"]["lattice_px"]
+    assert np.hypot(*lattice[0]) == pytest.approx(315.9 / 20.0, rel=0.01)  # MoS2 a = 3.16 Å
+    xy = np.column_stack([series["truth"]["x"][0], series["truth"]["y"][0]])
+    table = strain_from_positions(xy, lattice)
+    applied = series["truth"]["strain"]
+    ok = table["exx"].notna().to_numpy()
+    assert ok.mean() > 0.8
+    # the ±a/±b finite difference of a smooth field: exact for uniform, O(a^2) curvature error otherwise
+    tol = 1e-3 if field != "bulge" else 5e-3
+    assert np.abs(table["exx"].to_numpy()[ok] - applied[ok, 0]).max() <= tol
+    assert np.abs(table["eyy"].to_numpy()[ok] - applied[ok, 1]).max() <= tol
+
+
+def test_strain_needs_the_linear_simulator_and_a_crystal():
+    from atomloc.simulate import SeriesSpec
+
+    with pytest.raises(AtomlocInputError, match="simulator"):
+        SeriesSpec(simulator="prism", strain_field="uniform").check()
+    with pytest.raises(AtomlocInputError, match="strain_field"):
+        SeriesSpec(material="amorphous_C_atoms", strain_field="bulge").check()
+    with pytest.raises(AtomlocInputError, match="strain_field"):
+        SeriesSpec(strain_field="shear").check()

@@ -95,13 +95,39 @@ def test_tiny_tables(tiny_run):
     assert "| method" in md and "F1" in md and "Match radius" in md
     per_image = pd.read_csv(tables / "per_image.csv")
     assert set(per_image.reference) == {"truth", "labels"}
-    assert len(per_image) == 2 * 2 * len(config["methods"])  # frames x references x methods
+    # (2 test frames + 3 single-frame datasets) x references x methods; the train split is never scored
+    assert len(per_image) == 5 * 2 * len(config["methods"])
+    assert set(per_image.dataset) == {"tiny_mos2", "tiny_scale", "tiny_failure", "tiny_strain"}
+    truth = per_image[(per_image.reference == "truth") & (per_image.dataset == "tiny_mos2")]
+    assert (truth.crlb_pm > 0).all()
+    assert 0.8 <= truth.loc[truth.method == "gaussfit", "rmse_over_crlb"].min() <= 10  # no method beats the bound
+    t1 = pd.read_csv(tables / "table1_atomid_per_image.csv")
+    assert len(t1) == 2 and set(t1.dataset) == {"tiny_mos2"}
+    t2 = pd.read_csv(tables / "table2_methods.csv")
+    assert sorted(t2.method) == sorted(config["methods"])
+    assert {"chamfer_px_mean", "jaccard_mean", "f1_mean", "rmse_pm_mean", "crlb_pm_mean"} <= set(t2.columns)
+    t3 = pd.read_csv(tables / "table3_heads_timing.csv")
+    assert sorted(t3["head"]) == ["dog", "doh", "log", "nms"] and (t3.time_ms_mean > 0).all()
+    scale = pd.read_csv(tables / "scale.csv")
+    assert len(scale) == len(config["methods"]) and set(scale.fov_nm.round(2)) == {2.88}
+    failure = pd.read_csv(tables / "failure.csv")
+    assert set(failure.dataset) == {"tiny_failure"} and len(failure) == len(config["methods"])
+    dose = pd.read_csv(tables / "dose.csv")
+    assert set(dose.dose_decile) == {1, 6}  # two test frames: the lower and the upper half
+    lattice = pd.read_csv(tables / "lattice_precision.csv").set_index("method")
+    assert 0 < lattice.loc["gaussfit", "lattice_a_std_pm_mean"] < 20
+    strain = pd.read_csv(tables / "strain.csv").set_index("method")
+    assert set(strain.index) == set(config["methods"]) | {"truth", "gpa"}
+    assert strain.loc["truth", "rms_error_exx"] < 0.01  # truth positions: scan distortion only
+    assert abs(strain.loc["gaussfit", "hydrostatic_mean"] - 0.02) < 0.005  # the applied 2 % biaxial strain
+    for stem in ("table1_atomid_per_image", "table2_methods", "table3_heads_timing", "scale", "dose", "failure",
+                 "lattice_precision", "strain"):
+        assert (tables / f"{stem}.md").read_text().startswith("# ")
     labels = pd.read_csv(tables / "labels.csv")
     assert set(labels.labels) == {"reference_frame", "rigid_transfer", "nonrigid_transfer"}
-    assert set(labels.dataset) == {"tiny_mos2", "tiny_train"}
-    assert (labels.f1_mean >= 0.95).all()
+    assert set(labels.dataset) == {d["name"] for d in config["datasets"]}
+    assert (labels.loc[labels.dataset.isin(["tiny_mos2", "tiny_train"]), "f1_mean"] >= 0.95).all()
     assert not (tiny_run / "results" / "training" / "tiny_mos2.h5").exists()  # test split: never trained on
-    assert not (tiny_run / "results" / "metrics" / "gaussfit" / "tiny_train.csv").exists()  # train split: never scored
     pairs = tiny_run / "results" / "training" / "tiny_train.h5"
     frames, per_frame, attrs = read_training_pairs(pairs)
     assert attrs["label_source"] == "reference" and attrs["transfer"] == "nonrigid"
@@ -115,11 +141,24 @@ def test_tiny_tables(tiny_run):
     sources = json.loads((models / "atomid.json").read_text())["training"]["sources"]
     assert sources == {"library": "results/library/library.h5",
                        "series": {"results/training/tiny_train.h5": "reference"}}
-    for method in config["methods"]:
-        fig = tiny_run / "results" / "figures" / "detections" / f"{method}.png"
-        assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figures = tiny_run / "results" / "figures"
+    pngs = [figures / "detections" / f"{method}.png" for method in config["methods"]]
+    pngs += [figures / f"{name}.png" for name in ("f1_vs_dose", "f1_vs_fov", "rmse_vs_crlb", "training_curves",
+                                                  "label_errors")] + [figures / "strain" / "tiny_strain.png"]
+    pngs += [figures / "series" / f"{d['name']}.png" for d in config["datasets"]]
+    for fig in pngs:
+        assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fig
+        assert fig.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-", fig
     for log in (tiny_run / "results" / "logs").rglob("*.log"):
         assert "Traceback" not in log.read_text(), log
+
+
+def test_report_gathers_every_figure(tiny_run):
+    res = snakemake(tiny_run, "--configfile", TINY, "--report", "results/report.html")
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = (tiny_run / "results" / "report.html").read_text(errors="replace")
+    for name in ("f1_vs_dose", "rmse_vs_crlb", "training_curves", "label_errors", "tiny_strain", "gaussfit"):
+        assert name in html, name
 
 
 def test_rerun_does_nothing(tiny_run):
@@ -136,10 +175,14 @@ def test_changing_one_method_parameter_reruns_only_that_method(tiny_run):
     res = snakemake(tiny_run, "-n", "--cores", "2", "--configfile", str(changed))
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout + res.stderr)
-    assert counts == {"infer": 1, "evaluate": 1, "tables": 1, "figure_detections": 1, "all": 1}, counts
+    # one infer job per scored dataset (test, scale, failure, strain), then what reads its positions; every
+    # overlay figure reads the per-image table (which picks the hardest and easiest image), so all are redrawn
+    assert counts == {"infer": 4, "evaluate": 1, "strain": 1, "tables": 1, "figure_detections": len(config["methods"]),
+                      "figures": 1, "figure_strain": 1, "all": 1}, counts
     text = res.stdout + res.stderr
     assert "results/positions/log/tiny_mos2" in text
-    assert "results/positions/gaussfit" not in text and "results/positions/threshold_centroid" not in text
+    assert "output: results/positions/gaussfit" not in text  # other methods' positions are only read
+    assert "output: results/positions/threshold_centroid" not in text
 
 
 def _digest(path: Path, drop_time: bool) -> str:
@@ -152,8 +195,8 @@ def _digest(path: Path, drop_time: bool) -> str:
 
 def test_same_config_same_bytes(tiny_run):
     results = tiny_run / "results"
-    patterns = ["series/*.h5", "aligned/*.h5", "training/*.h5", "labels/*.csv", "positions/*/*.csv", "metrics/*/*.csv",
-                "tables/*.csv", "figures/detections/*.png", "library/*.h5", "models/*.pt", "models/*.json"]
+    patterns = ["series/*.h5", "aligned/*.h5", "training/*.h5", "labels/*.csv", "positions/*/*.csv", "metrics/*.csv",
+                "tables/*.csv", "strain/*.csv", "figures/*.png", "figures/*/*.png", "library/*.h5", "models/*.pt", "models/*.json"]
     files = sorted(p for pat in patterns for p in results.glob(pat))
     before = {p: _digest(p, True) for p in files}
     res = snakemake(tiny_run, "--cores", "2", "--configfile", TINY, "--forceall")

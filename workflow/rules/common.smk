@@ -28,6 +28,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_\-]*",
     method=r"[A-Za-z0-9_]+",
     model=r"atomid|atomsegnet",
+    head=r"log|dog|doh",
 
 
 def _check_config():
@@ -45,11 +46,13 @@ def _check_config():
             series_files(entry["name"])  # raises naming the dataset when nothing is there to read
         else:
             SeriesSpec.from_mapping(_simulation_keys(entry), name=f"datasets[{entry['name']}]")
-    fig = config["figures"]
-    if fig["dataset"] and fig["dataset"] not in _split_names("test"):
-        raise AtomlocInputError(f"figures.dataset: {fig['dataset']!r} is not the name of a test-split dataset")
     if not _split_names("test"):
         raise AtomlocInputError("datasets: at least one dataset needs split: test (the benchmark runs on them)")
+    for name in _split_names("strain"):
+        entry = dataset_entry(name)
+        if entry.get("source", "simulate") != "simulate" or entry.get("material", "MoS2") == "amorphous_C_atoms":
+            raise AtomlocInputError(f"datasets[{name}]: split: strain needs a simulated crystal (its strain_field "
+                                    "is the truth the strain maps are scored against)")
     LibrarySpec.from_mapping(config["library"], name="library")
     for name in set(config["methods"]) & {"atomid", "atomsegnet"}:
         if name not in config["models"]:
@@ -119,6 +122,15 @@ DATASETS = sorted(d["name"] for d in config["datasets"])
 # The benchmark scores methods on the test split; the learned methods train on the train split.
 TEST_DATASETS = _split_names("test")
 TRAIN_DATASETS = _split_names("train")
+# Every dataset but the train split is run through every method and scored.
+SCORED_DATASETS = sorted(d["name"] for d in config["datasets"] if d.get("split", "test") != "train")
+STRAIN_DATASETS = _split_names("strain")
+HEADS = ("log", "dog", "doh")  # atomid's alternative detection heads (table 3); nms is atomid itself
+
+
+def dataset_splits():
+    """Dataset name -> split, for the tables."""
+    return {d["name"]: d.get("split", "test") for d in config["datasets"]}
 SIMULATED = _source_names("simulate")
 IMPORTED = _source_names("files")
 LEARNED = ("atomid", "atomsegnet")
@@ -157,26 +169,24 @@ def method_params(wildcards):
     return dict(config["methods"][wildcards.method])
 
 
-def figure_dataset():
-    return config["figures"]["dataset"] or TEST_DATASETS[0]
+TABLES = ("methods", "methods_vs_labels", "per_image", "labels", "table1_atomid_per_image", "table2_methods",
+          "table3_heads_timing", "scale", "dose", "failure", "lattice_precision", "strain")
+FIGURES = ("f1_vs_dose", "f1_vs_fov", "rmse_vs_crlb", "training_curves", "label_errors")
 
 
-def figure_frame():
-    frame = int(config["figures"]["frame"])
-    if n_frames(figure_dataset()) is not None and frame >= n_frames(figure_dataset()):
-        raise AtomlocInputError(
-            f"figures.frame: {frame} but dataset {figure_dataset()!r} has {n_frames(figure_dataset())} frames"
-        )
-    return frame
+def heads_metrics(wildcards):
+    """AtomID-net's alternative heads, scored (table 3), when atomid is benchmarked."""
+    if "atomid" not in METHODS:
+        return []
+    return expand("results/heads_metrics/{head}.csv", head=HEADS)
 
 
 def final_outputs():
-    tables = [
-        f"results/tables/{stem}.{ext}"
-        for stem in ("methods", "methods_vs_labels", "per_image", "labels")
-        for ext in ("csv", "md")
-    ]
-    figures = [f"results/figures/detections/{method}.png" for method in METHODS]
+    tables = [f"results/tables/{stem}.{ext}" for stem in TABLES for ext in ("csv", "md")]
+    figures = [f"results/figures/detections/{method}.{ext}" for method in METHODS for ext in ("png", "pdf")]
+    figures += [f"results/figures/{name}.{ext}" for name in FIGURES for ext in ("png", "pdf")]
+    figures += [f"results/figures/strain/{d}.{ext}" for d in STRAIN_DATASETS for ext in ("png", "pdf")]
+    figures += [f"results/figures/series/{d}.{ext}" for d in DATASETS for ext in ("png", "pdf")]
     training = [f"results/training/{dataset}.h5" for dataset in TRAIN_DATASETS]
     models = [f"results/models/{m}.{ext}" for m in METHODS if m in LEARNED for ext in ("pt", "json")]
     return tables + figures + training + models

@@ -26,6 +26,7 @@ rule training_pairs:
         labels="results/labels/{dataset}.csv",
     output:
         pairs="results/training/{dataset}.h5",
+    priority: 50
     params:
         source=config["label"]["training_source"],
         transfer=config["align"]["alignment"],

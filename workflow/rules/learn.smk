@@ -3,6 +3,7 @@ rule synthesize_library:
         library="results/library/library.h5",
     params:
         spec=config["library"],
+    priority: 50
     log:
         "results/logs/synthesize_library/library.log",
     benchmark:
@@ -27,6 +28,7 @@ rule train_model:
         history="results/models/{model}_history.csv",
     params:
         train=lambda wildcards: {"architecture": wildcards.model, **config["models"][wildcards.model]["train"]},
+    priority: 50  # the longest jobs: start them as soon as their inputs exist
     log:
         "results/logs/train_model/{model}.log",
     benchmark:
@@ -69,3 +71,28 @@ rule infer_learned:
 
 
 ruleorder: infer_learned > infer
+
+
+# AtomID-net's alternative detection heads (LoG, DoG, DoH on the same confidence map): table 3.
+rule infer_head:
+    input:
+        series="results/series/{dataset}.h5",
+        model="results/models/atomid.pt",
+    output:
+        positions="results/heads/{head}/{dataset}.csv",
+        timing="results/heads/{head}/{dataset}.json",
+    params:
+        method="atomid",
+        params=lambda wildcards, input: {**config["methods"]["atomid"], "model": input.model, "head": wildcards.head},
+    log:
+        "results/logs/infer_head/{head}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/infer_head/{head}/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        "../../envs/learn.yaml"
+    script:
+        "../scripts/infer.py"

@@ -1,20 +1,16 @@
 rule tables:
     input:
-        metrics=expand("results/metrics/{method}/{dataset}.csv", method=METHODS, dataset=TEST_DATASETS),
+        metrics=expand("results/metrics/{method}.csv", method=METHODS),
         label_metrics=expand("results/label_metrics/{dataset}.csv", dataset=DATASETS),
+        heads=heads_metrics,
+        strain=expand("results/strain/{dataset}.csv", dataset=STRAIN_DATASETS),
     output:
-        methods_csv="results/tables/methods.csv",
-        methods_md="results/tables/methods.md",
-        methods_vs_labels_csv="results/tables/methods_vs_labels.csv",
-        methods_vs_labels_md="results/tables/methods_vs_labels.md",
-        per_image_csv="results/tables/per_image.csv",
-        per_image_md="results/tables/per_image.md",
-        labels_csv="results/tables/labels.csv",
-        labels_md="results/tables/labels.md",
+        **{f"{stem}_{ext}": f"results/tables/{stem}.{ext}" for stem in TABLES for ext in ("csv", "md")},
     params:
         scoring=SCORING,
         skipped=SKIPPED_METHODS,
         transfer=config["align"]["alignment"],
+        splits=dataset_splits(),
     log:
         "results/logs/tables/tables.log",
     threads: 1

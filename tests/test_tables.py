@@ -1,0 +1,67 @@
+"""Summary tables: grouping, dose deciles, hardest / easiest image, Markdown views."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atomloc.tables import (compact_markdown, dose_bins, dose_table, hardest_and_easiest, split_rows, summarise,
+                            write_table)
+
+
+def per_image():
+    rows = []
+    for method, base in (("a", 0.9), ("b", 0.7)):
+        for frame in range(10):
+            for reference in ("truth", "labels"):
+                rows.append({"method": method, "dataset": "d1", "frame": frame, "reference": reference,
+                             "dose_e_per_A2": 1000.0 * (frame + 1), "f1": base + 0.01 * frame,
+                             "rmse_pm": 10.0 - frame, "crlb_pm": 5.0, "tp": 10, "fp": 1, "fn": 2})
+    return pd.DataFrame(rows)
+
+
+def test_summarise_mean_std_and_counts():
+    rows = per_image()
+    s = summarise(rows[rows.reference == "truth"], by="method", metrics=["f1"]).set_index("method")
+    assert s.loc["a", "f1_mean"] == pytest.approx(0.945)
+    assert s.loc["a", "f1_std"] == pytest.approx(np.std(0.9 + 0.01 * np.arange(10), ddof=1))
+    assert s.loc["a", "tp"] == 100 and s.loc["a", "n_images"] == 10
+    assert "rmse_pm_mean" not in s  # only the metrics asked for
+
+
+def test_dose_deciles_split_the_frames_evenly():
+    rows = per_image()
+    bins = dose_bins(rows, 5)
+    assert sorted(set(bins)) == [1, 2, 3, 4, 5]
+    assert (rows.loc[bins == 1, "frame"].isin([0, 1])).all()
+    table = dose_table(rows[rows.reference == "truth"], 5)
+    first = table[(table.dose_decile == 1) & (table.method == "a")].iloc[0]
+    assert first.dose_min_e_per_A2 == 1000.0 and first.dose_max_e_per_A2 == 2000.0
+    assert first.f1_mean == pytest.approx(0.905)
+
+
+def test_hardest_and_easiest_use_the_mean_over_methods():
+    rows = per_image()
+    assert hardest_and_easiest(rows[rows.reference == "truth"]) == (("d1", 0), ("d1", 9))
+    with pytest.raises(ValueError):
+        hardest_and_easiest(rows.iloc[:0])
+
+
+def test_split_rows_prefers_truth():
+    rows = per_image()
+    got = split_rows(rows, {"d1": "test"}, "test")
+    assert set(got.reference) == {"truth"}
+    got = split_rows(rows[rows.reference == "labels"], {"d1": "test"}, "test")
+    assert set(got.reference) == {"labels"}
+    assert split_rows(rows, {"d1": "test"}, "scale").empty
+
+
+def test_compact_markdown_and_write(tmp_path):
+    rows = per_image()
+    s = summarise(rows[(rows.reference == "truth") & (rows.frame == 0)], by="method", metrics=["f1", "rmse_pm"])
+    md = compact_markdown(s, ["method"], ["f1", "rmse_pm"])
+    assert list(md.columns) == ["method", "images", "F1", "RMSE (pm)"]
+    assert md.iloc[0]["F1"] == "0.900"  # one image: no ± std
+    write_table(tmp_path / "t.csv", tmp_path / "t.md", s, "Title", ["a note"], markdown=md)
+    text = (tmp_path / "t.md").read_text()
+    assert text.startswith("# Title") and "- a note" in text and "| method" in text
+    assert pd.read_csv(tmp_path / "t.csv").shape[0] == 2

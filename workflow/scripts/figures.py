@@ -1,0 +1,76 @@
+from _common import start_log
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from atomloc.evaluate import truth_positions
+from atomloc.io import read_positions, read_series
+from atomloc.label import select_transfer
+from atomloc.metrics import nearest_neighbour_spacing
+from atomloc.plotting import plot_curves, plot_point_maps, plot_rmse_vs_crlb, plot_training_curves
+from atomloc.tables import split_rows
+
+log = start_log(snakemake)  # noqa: F821
+out = snakemake.output
+
+
+def paths(name):
+    return [out[name], out[f"{name}_pdf"]]
+
+
+def read_or_empty(path):
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+splits = dict(snakemake.params.splits)
+per_image = pd.read_csv(snakemake.input.per_image)
+main = split_rows(per_image, splits, "test")
+
+dose = read_or_empty(snakemake.input.dose)
+if len(dose) and "dose_min_e_per_A2" in dose:
+    dose = dose.assign(dose_mid=np.sqrt(dose.dose_min_e_per_A2 * dose.dose_max_e_per_A2))
+    plot_curves(dose, "dose_mid", "f1_mean", "method", paths("f1_vs_dose"), "dose (e/Å², decile geometric mean)",
+                "F1", logx=True, title="F1 per dose decile of the test frames")
+else:
+    plot_curves(pd.DataFrame({"x": [], "y": [], "g": []}), "x", "y", "g", paths("f1_vs_dose"), "dose", "F1",
+                title="no test frame with a known dose")
+
+scale = read_or_empty(snakemake.input.scale)
+if len(scale):
+    plot_curves(scale, "fov_nm", "f1_mean", "method", paths("f1_vs_fov"), "field of view (nm)", "F1",
+                title="F1 vs field of view, fixed parameters")
+else:
+    plot_curves(pd.DataFrame({"x": [], "y": [], "g": []}), "x", "y", "g", paths("f1_vs_fov"), "field of view (nm)",
+                "F1", title="no scale-split dataset in the config")
+
+plot_rmse_vs_crlb(main, paths("rmse_vs_crlb"), title="test frames: RMSE of matched columns vs the Cramér–Rao bound")
+
+histories = {p.split("/")[-1].replace("_history.csv", ""): pd.read_csv(p) for p in snakemake.input.histories}
+plot_training_curves(histories, paths("training_curves"))
+
+# Label errors: the reference labels vs the truth on the reference frame and on the frame they transfer worst to.
+series = read_series(snakemake.input.series)
+if "truth" in series:
+    ref_index = int(read_series(snakemake.input.aligned)["attrs"]["reference_index"])
+    labels = select_transfer(read_positions(snakemake.input.labels), snakemake.params.transfer)
+    px_pm = float(series["attrs"]["pixel_size_pm"])
+    maps = []
+    for frame in range(len(series["frames"])):
+        truth = truth_positions(series, frame)
+        lab = labels.loc[labels.frame == frame, ["x", "y"]].to_numpy()
+        d, _ = cKDTree(lab).query(truth, distance_upper_bound=0.5 * nearest_neighbour_spacing(truth))
+        maps.append((frame, truth, np.where(np.isfinite(d), d * px_pm, np.nan)))
+    worst = max((m for m in maps if m[0] != ref_index), key=lambda m: np.nanmedian(m[2]), default=maps[ref_index])
+    panels = [{"xy": m[1], "values": m[2], "title": f"frame {m[0]}{' (reference)' if m[0] == ref_index else ''}: "
+                                                    f"median {np.nanmedian(m[2]):.1f} pm"}
+              for m in (maps[ref_index], worst)]
+    plot_point_maps(panels, paths("label_errors"), series["frames"].shape[1:], cmap="viridis", symmetric=False,
+                    label="label error |label - truth| (pm)",
+                    suptitle=f"{snakemake.params.dataset}: reference-label error per true column (blank: no label)")
+else:
+    plot_point_maps([], paths("label_errors"), series["frames"].shape[1:], suptitle="no truth: label errors unknown")
+log.info("figures written")
