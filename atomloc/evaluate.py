@@ -24,9 +24,42 @@ def truth_positions(series: dict, frame: int, kinds: Sequence[str] | None = None
     return np.column_stack([truth["x"][frame][keep], truth["y"][frame][keep]])
 
 
+def frame_crlb(series_path, labels_path, truth_kinds: Sequence[str] | None = None,
+               transfer: str = "rigid") -> pd.DataFrame:
+    """Cramér–Rao bound of every frame against each of its references (truth, labels).
+
+    The bound depends on the frame and the reference positions only, so the
+    workflow computes it once per dataset and every method's scores reuse it.
+
+    Returns
+    -------
+    DataFrame
+        ``frame, reference, crlb_pm`` (:func:`atomloc.metrics.image_crlb_px` in
+        pm; NaN unless the frames are in counts).
+    """
+    series = read_series(series_path)
+    labels = select_transfer(read_positions(labels_path), transfer)
+    px_pm = float(series["attrs"]["pixel_size_pm"])
+    in_counts = series["attrs"].get("intensity_unit") == "counts"
+    rows = []
+    for frame in range(len(series["frames"])):
+        for ref_name, ref in _references(series, labels, frame, truth_kinds).items():
+            crlb = image_crlb_px(series["frames"][frame], ref) * px_pm if in_counts else float("nan")
+            rows.append({"frame": frame, "reference": ref_name, "crlb_pm": crlb})
+    return pd.DataFrame(rows, columns=["frame", "reference", "crlb_pm"])
+
+
+def _references(series: dict, labels: pd.DataFrame, frame: int, truth_kinds) -> dict:
+    refs = {"labels": labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy()}
+    if "truth" in series:
+        refs = {"truth": truth_positions(series, frame, truth_kinds), **refs}
+    return refs
+
+
 def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
                     match_radius_frac: float = 0.3, border_frac: float = 0.5,
-                    truth_kinds: Sequence[str] | None = None, transfer: str = "rigid") -> pd.DataFrame:
+                    truth_kinds: Sequence[str] | None = None, transfer: str = "rigid",
+                    crlb: pd.DataFrame | None = None) -> pd.DataFrame:
     """Score per-frame positions against the truth (where stored) and the reference labels.
 
     Parameters
@@ -46,6 +79,8 @@ def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
         Column kinds scored in the truth (default: all).
     transfer : str
         Which transfer of the labels to score against (``rigid`` / ``nonrigid``).
+    crlb : DataFrame, optional
+        :func:`frame_crlb` of this series (computed here when not given).
 
     Returns
     -------
@@ -73,14 +108,14 @@ def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
     table = read_positions(positions_path)
     if "frame" not in table or not table["frame"].between(0, n - 1).all():
         raise AtomlocInputError(f"{positions_path}: needs a 'frame' column with values in 0..{n - 1}")
-    in_counts = series["attrs"].get("intensity_unit") == "counts"
+    if crlb is None:
+        crlb = frame_crlb(series_path, labels_path, truth_kinds, transfer)
+    bound = {(int(f), str(r)): float(c) for f, r, c in zip(crlb["frame"], crlb["reference"], crlb["crlb_pm"])}
     lattice = series["attrs"].get("lattice_px")
     rows = []
     for frame in range(n):
         pred = table.loc[table["frame"] == frame, ["x", "y"]].to_numpy()
-        refs = {"labels": labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy()}
-        if "truth" in series:
-            refs = {"truth": truth_positions(series, frame, truth_kinds), **refs}
+        refs = _references(series, labels, frame, truth_kinds)
         std_a = std_b = float("nan")
         if lattice is not None and len(pred) > 2:
             std_a, std_b, _, _ = lattice_parameter_precision(pred, np.asarray(lattice), px_pm)
@@ -91,9 +126,10 @@ def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
                 row["dose_e_per_A2"] = float(series["dose_e_per_A2"][frame])
             row["time_ms"] = times[frame]
             row["fov_nm"] = shape[1] * px_pm / 1000.0
-            crlb = image_crlb_px(series["frames"][frame], ref) * px_pm if in_counts else float("nan")
-            row["crlb_pm"] = crlb
-            row["rmse_over_crlb"] = score.rmse_pm / crlb if crlb > 0 else float("nan")
+            if (frame, ref_name) not in bound:
+                raise AtomlocInputError(f"{series_path}: no Cramér–Rao bound given for frame {frame} vs {ref_name}")
+            row["crlb_pm"] = bound[(frame, ref_name)]
+            row["rmse_over_crlb"] = score.rmse_pm / row["crlb_pm"] if row["crlb_pm"] > 0 else float("nan")
             row["lattice_a_std_pm"], row["lattice_b_std_pm"] = std_a, std_b
             rows.append(row)
     return pd.DataFrame(rows)

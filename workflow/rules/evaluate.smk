@@ -5,6 +5,7 @@ rule evaluate:
         labels=expand("results/labels/{dataset}.csv", dataset=SCORED_DATASETS),
         positions=expand("results/positions/{{method}}/{dataset}.csv", dataset=SCORED_DATASETS),
         timing=expand("results/positions/{{method}}/{dataset}.json", dataset=SCORED_DATASETS),
+        crlb=expand("results/crlb/{dataset}.csv", dataset=SCORED_DATASETS),
     output:
         metrics="results/metrics/{method}.csv",
     params:
@@ -32,8 +33,10 @@ rule evaluate_labels:
         labels="results/labels/{dataset}.csv",
     output:
         metrics="results/label_metrics/{dataset}.csv",
+        crlb="results/crlb/{dataset}.csv",
     params:
         scoring=SCORING,
+        transfer=config["align"]["alignment"],
     log:
         "results/logs/evaluate_labels/{dataset}.log",
     benchmark:
@@ -54,6 +57,7 @@ rule evaluate_head:
         labels=expand("results/labels/{dataset}.csv", dataset=TEST_DATASETS),
         positions=expand("results/heads/{{head}}/{dataset}.csv", dataset=TEST_DATASETS),
         timing=expand("results/heads/{{head}}/{dataset}.json", dataset=TEST_DATASETS),
+        crlb=expand("results/crlb/{dataset}.csv", dataset=TEST_DATASETS),
     output:
         metrics="results/heads_metrics/{head}.csv",
     params:

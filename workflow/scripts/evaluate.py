@@ -8,9 +8,9 @@ from atomloc.io import atomic_path
 log = start_log(snakemake)  # noqa: F821
 inp = snakemake.input
 tables = []
-for series, labels, positions, timing in zip(inp.series, inp.labels, inp.positions, inp.timing):
+for series, labels, positions, timing, crlb in zip(inp.series, inp.labels, inp.positions, inp.timing, inp.crlb):
     table = evaluate_series(series, labels, positions, timing, transfer=snakemake.params.transfer,
-                            **snakemake.params.scoring)
+                            crlb=pd.read_csv(crlb), **snakemake.params.scoring)
     log.info("%s: F1 per frame %s", series, table.loc[table.reference == table.reference.iloc[0], "f1"].round(4)
              .tolist())
     tables.append(table)
