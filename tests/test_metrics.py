@@ -107,3 +107,22 @@ def test_gaussian_fits_approach_the_crlb_on_poisson_images():
         assert image_crlb_px(img, xy, a) == pytest.approx(bound, rel=0.15)
     rmse = np.sqrt(np.mean(np.concatenate(errs)))
     assert bound <= rmse <= 1.5 * bound
+
+
+def test_only_false_positives():
+    ref = np.array([[10.0, 10.0], [20.0, 10.0], [10.0, 20.0], [20.0, 20.0]])
+    pred = np.array([[15.0, 15.0], [15.0, 14.0]])  # farther than 0.3 x spacing (3 px) from every reference
+    s = score_detections(pred, ref, (40, 40), border_frac=0.0)
+    assert (s.tp, s.fp, s.fn) == (0, 2, 4)
+    assert s.precision == s.recall == s.f1 == s.jaccard == 0.0
+    assert np.isnan(s.rmse_px)
+
+
+def test_duplicate_predictions_count_once():
+    ref = np.array([[10.0, 10.0], [20.0, 10.0], [10.0, 20.0], [20.0, 20.0]])
+    pred = np.vstack([ref, [[10.5, 10.0], [20.0, 20.5]]])  # two columns found twice
+    s = score_detections(pred, ref, (40, 40), border_frac=0.0)
+    assert (s.tp, s.fp, s.fn) == (4, 2, 0)
+    assert s.precision == pytest.approx(4 / 6) and s.recall == 1.0
+    assert s.f1 == pytest.approx(0.8) and s.jaccard == pytest.approx(4 / 6)
+    assert s.rmse_px == 0.0  # the exact copies are the ones matched
