@@ -109,7 +109,11 @@ def plot_rmse_vs_crlb(per_image: pd.DataFrame, paths, title: str = "") -> None:
         lo = float(min(rows["crlb_pm"].min(), rows["rmse_pm"].min()))
         hi = float(max(rows["crlb_pm"].max(), rows["rmse_pm"].max()))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="RMSE = CRLB")
-    ax.set_xlabel("CRLB (pm)")
+    from matplotlib.ticker import NullFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(NullFormatter())  # the minor labels of a short log axis overlap
+    ax.set_xlabel("CRLB of a typical column (pm)")
     ax.set_ylabel("RMSE of matched columns (pm)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")

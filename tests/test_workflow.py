@@ -153,11 +153,12 @@ def test_tiny_tables(tiny_run):
         assert "Traceback" not in log.read_text(), log
 
 
-def test_report_gathers_every_figure(tiny_run):
+def test_report_gathers_every_figure_and_table(tiny_run):
     res = snakemake(tiny_run, "--configfile", TINY, "--report", "results/report.html")
     assert res.returncode == 0, res.stderr[-3000:]
     html = (tiny_run / "results" / "report.html").read_text(errors="replace")
-    for name in ("f1_vs_dose", "rmse_vs_crlb", "training_curves", "label_errors", "tiny_strain", "gaussfit"):
+    for name in ("f1_vs_dose", "rmse_vs_crlb", "training_curves", "label_errors", "tiny_strain", "gaussfit",
+                 "table2_methods", "strain.csv"):
         assert name in html, name
 
 

@@ -5,7 +5,16 @@ rule tables:
         heads=heads_metrics,
         strain=expand("results/strain/{dataset}.csv", dataset=STRAIN_DATASETS),
     output:
-        **{f"{stem}_{ext}": f"results/tables/{stem}.{ext}" for stem in TABLES for ext in ("csv", "md")},
+        **{
+            f"{stem}_csv": report(
+                f"results/tables/{stem}.csv",
+                caption="../report/tables.rst",
+                category="Tables",
+                labels={"table": stem},
+            )
+            for stem in TABLES
+        },
+        **{f"{stem}_md": f"results/tables/{stem}.md" for stem in TABLES},
     params:
         scoring=SCORING,
         skipped=SKIPPED_METHODS,

@@ -41,7 +41,9 @@ notes = [match_note,
 notes += [f"Not run: {reason}" for reason in snakemake.params.skipped.values()]
 crlb_note = ("CRLB: Cramér–Rao bound of the 2-D position of a round Gaussian column in Poisson noise, for the median "
              "amplitude, width and background fitted at the reference positions of that frame (its dose and column "
-             "width); RMSE / CRLB = 1 would be an efficient estimator.")
+             "width); RMSE / CRLB = 1 would be an efficient estimator. RMSE is over matched columns only (errors cut at "
+             "the match radius; at low dose mostly the bright columns match), so frames with few matches can show "
+             "RMSE / CRLB < 1.")
 test = per_image[per_image["dataset"].map(splits) == "test"]
 for reference, stem in (("truth", "methods"), ("labels", "methods_vs_labels")):
     rows = test[test.reference == reference]
