@@ -37,8 +37,10 @@ def frame_crlb(series_path, labels_path, truth_kinds: Sequence[str] | None = Non
         ``frame, reference, crlb_pm`` (:func:`atomloc.metrics.image_crlb_px` in
         pm; NaN unless the frames are in counts).
     """
-    series = read_series(series_path)
-    labels = select_transfer(read_positions(labels_path), transfer)
+    return _frame_crlb(read_series(series_path), select_transfer(read_positions(labels_path), transfer), truth_kinds)
+
+
+def _frame_crlb(series: dict, labels: pd.DataFrame, truth_kinds) -> pd.DataFrame:
     px_pm = float(series["attrs"]["pixel_size_pm"])
     in_counts = series["attrs"].get("intensity_unit") == "counts"
     rows = []
@@ -109,7 +111,7 @@ def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
     if "frame" not in table or not table["frame"].between(0, n - 1).all():
         raise AtomlocInputError(f"{positions_path}: needs a 'frame' column with values in 0..{n - 1}")
     if crlb is None:
-        crlb = frame_crlb(series_path, labels_path, truth_kinds, transfer)
+        crlb = _frame_crlb(series, labels, truth_kinds)
     bound = {(int(f), str(r)): float(c) for f, r, c in zip(crlb["frame"], crlb["reference"], crlb["crlb_pm"])}
     lattice = series["attrs"].get("lattice_px")
     rows = []

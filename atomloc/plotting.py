@@ -56,16 +56,6 @@ def _overlay(ax, image, pred_xy, ref_xy, title, ref_label):
     _legend(ax, loc="lower right", fontsize=6, framealpha=0.8)
 
 
-def plot_detections(image: np.ndarray, pred_xy: np.ndarray, path, ref_xy: np.ndarray | None = None,
-                    title: str = "", ref_label: str = "reference", dpi: int = 150) -> None:
-    """Save an overlay of predicted (and reference) positions on ``image`` (one or more paths)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 6 * image.shape[0] / image.shape[1]))
-    _overlay(ax, image, np.asarray(pred_xy).reshape(-1, 2), ref_xy, title, ref_label)
-    fig.tight_layout()
-    save_figure(fig, path, dpi)
-
-
 def plot_detection_panels(panels: Sequence[dict], paths, suptitle: str = "", dpi: int = 150) -> None:
     """Side-by-side overlays; each panel is a dict with ``image, pred_xy, ref_xy, title, ref_label``."""
     plt = _pyplot()

@@ -79,6 +79,14 @@ def write_table(csv_path: str | os.PathLike, md_path: str | os.PathLike, table: 
         Path(tmp).write_text(text)
 
 
+def read_table_or_empty(path: str | os.PathLike) -> pd.DataFrame:
+    """A table CSV, or an empty frame for an empty file (e.g. label metrics of a dataset without truth)."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def split_rows(per_image: pd.DataFrame, splits: dict, split: str) -> pd.DataFrame:
     """Rows of the datasets of one split, scored against the truth where there is one, else the labels."""
     rows = per_image[per_image["dataset"].map(splits) == split]

@@ -65,3 +65,12 @@ def test_compact_markdown_and_write(tmp_path):
     text = (tmp_path / "t.md").read_text()
     assert text.startswith("# Title") and "- a note" in text and "| method" in text
     assert pd.read_csv(tmp_path / "t.csv").shape[0] == 2
+
+
+def test_read_table_or_empty(tmp_path):
+    from atomloc.tables import read_table_or_empty
+
+    (tmp_path / "empty.csv").write_text("")
+    assert read_table_or_empty(tmp_path / "empty.csv").empty
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    assert read_table_or_empty(tmp_path / "t.csv").to_dict("list") == {"a": [1], "b": [2]}

@@ -9,7 +9,7 @@ from atomloc.io import read_positions, read_series
 from atomloc.label import select_transfer
 from atomloc.metrics import nearest_neighbour_spacing
 from atomloc.plotting import plot_curves, plot_point_maps, plot_rmse_vs_crlb, plot_training_curves
-from atomloc.tables import split_rows
+from atomloc.tables import read_table_or_empty, split_rows
 
 log = start_log(snakemake)  # noqa: F821
 out = snakemake.output
@@ -19,18 +19,11 @@ def paths(name):
     return [out[name], out[f"{name}_pdf"]]
 
 
-def read_or_empty(path):
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
 splits = dict(snakemake.params.splits)
 per_image = pd.read_csv(snakemake.input.per_image)
 main = split_rows(per_image, splits, "test")
 
-dose = read_or_empty(snakemake.input.dose)
+dose = read_table_or_empty(snakemake.input.dose)
 if len(dose) and "dose_min_e_per_A2" in dose:
     dose = dose.assign(dose_mid=np.sqrt(dose.dose_min_e_per_A2 * dose.dose_max_e_per_A2))
     plot_curves(dose, "dose_mid", "f1_mean", "method", paths("f1_vs_dose"), "dose (e/Å², decile geometric mean)",
@@ -39,7 +32,7 @@ else:
     plot_curves(pd.DataFrame({"x": [], "y": [], "g": []}), "x", "y", "g", paths("f1_vs_dose"), "dose", "F1",
                 title="no test frame with a known dose")
 
-scale = read_or_empty(snakemake.input.scale)
+scale = read_table_or_empty(snakemake.input.scale)
 if len(scale):
     plot_curves(scale, "fov_nm", "f1_mean", "method", paths("f1_vs_fov"), "field of view (nm)", "F1",
                 title="F1 vs field of view, fixed parameters")

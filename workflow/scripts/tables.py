@@ -2,20 +2,13 @@ from _common import start_log
 
 import pandas as pd
 
-from atomloc.tables import compact_markdown, dose_table, markdown_summary, split_rows, summarise, write_table
+from atomloc.tables import (compact_markdown, dose_table, markdown_summary, read_table_or_empty, split_rows, summarise,
+                            write_table)
 
 log = start_log(snakemake)  # noqa: F821
 out = snakemake.output
 scoring = snakemake.params.scoring
 splits = dict(snakemake.params.splits)
-
-
-def _read_or_empty(path):
-    """A metrics CSV; a dataset without truth writes an empty label-metrics file."""
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
 
 
 def write(stem, table, title, notes, markdown=None):
@@ -125,7 +118,7 @@ else:
     md["true hydrostatic mean"] = strain["true_hydrostatic_mean"].map(lambda v: f"{v:+.4f}")
     write("strain", strain, "Strain maps vs the applied strain, per method and GPA", strain_notes, markdown=md)
 
-labels = pd.concat([_read_or_empty(p) for p in snakemake.input.label_metrics], ignore_index=True)
+labels = pd.concat([read_table_or_empty(p) for p in snakemake.input.label_metrics], ignore_index=True)
 if not labels.empty:
     summary = summarise(labels, by=["dataset", "labels"])
     write("labels", summary, "Reference labels scored against the simulated truth, per dataset", [match_note,
