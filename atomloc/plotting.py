@@ -174,8 +174,10 @@ def plot_series_overview(series: dict, paths, crop_px: int = 64, title: str = ""
 
     Panels: the lowest- and the highest-dose frame; a ``crop_px`` crop of the
     lowest-dose frame's centre with the true columns; the histogram of
-    ``|peak_offset_px|`` over all frames and columns with its median (a
-    series without truth gets the two frames only).
+    ``|peak_offset_px|`` over all frames and columns with its median, and
+    the median over the frames within the probe's depth of field
+    (:func:`atomloc.simulate.peak_offset_medians`); a series without truth
+    gets the two frames only.
     """
     plt = _pyplot()
     frames = series["frames"]
@@ -204,12 +206,19 @@ def plot_series_overview(series: dict, paths, crop_px: int = 64, title: str = ""
         ax.set_title(f"frame {lo}, centre crop {c} px, o truth", fontsize=8)
         ax = axes[3]
         if "peak_offset_px" in truth:
+            from atomloc.simulate import peak_offset_medians
+
             off = np.hypot(*np.moveaxis(np.asarray(truth["peak_offset_px"], dtype=float), -1, 0)).ravel()
             off = off[np.isfinite(off)]
             if len(off):
                 ax.hist(off, bins=np.linspace(0, max(1.0, float(np.percentile(off, 99))), 40), color="tab:blue")
-                med = float(np.median(off))
-                ax.axvline(med, color="k", ls="--", lw=1, label=f"median {med:.3f} px")
+                ax.axvline(np.median(off), color="k", ls="--", lw=1, label=f"median {np.median(off):.3f} px")
+                if "defocus_nm" in series and {"energy_keV", "semiangle_mrad"} <= set(series.get("attrs", {})):
+                    med = peak_offset_medians(series)
+                    if med["n_in_focus"]:
+                        ax.axvline(med["in_focus_px"], color="tab:red", ls=":", lw=1,
+                                   label=f"median {med['in_focus_px']:.3f} px, {med['n_in_focus']} frames "
+                                         f"|Δf| ≤ {med['half_dof_nm']:.1f} nm")
                 _legend(ax, fontsize=7)
         ax.set_xlabel("|truth − noise-free peak| (px)")
         ax.set_ylabel("columns × frames")

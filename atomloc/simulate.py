@@ -861,6 +861,47 @@ def noise_free_peak_offsets(clean: np.ndarray, x_px: np.ndarray, y_px: np.ndarra
     return np.array(out).reshape(-1, 2)
 
 
+def depth_of_field_nm(energy_keV: float, semiangle_mrad: float) -> float:
+    """Full depth of field of a STEM probe, ``1.77 lambda / alpha**2``, in nm.
+
+    Columns in an image taken within half this distance of focus are imaged by
+    the probe's central maximum; further out the probe's side lobes carry
+    comparable intensity and the image peaks move off the columns.
+    """
+    from atomloc.library import electron_wavelength_A
+
+    return float(1.77 * electron_wavelength_A(energy_keV) / (semiangle_mrad * 1e-3) ** 2 / 10)
+
+
+def peak_offset_medians(series: dict) -> dict:
+    """Median ``|peak_offset_px|`` of a simulated series: all frames, and frames within the depth of field.
+
+    Parameters
+    ----------
+    series : dict
+        :func:`simulate_series` output (or :func:`atomloc.io.read_series`):
+        needs ``truth["peak_offset_px"]``, ``defocus_nm`` and the attributes
+        ``energy_keV`` and ``semiangle_mrad``.
+
+    Returns
+    -------
+    dict
+        ``all_px`` and ``in_focus_px`` (NaN when no frame is in focus), the
+        number of frames ``n_frames`` and ``n_in_focus``, and ``half_dof_nm``:
+        frames with ``|defocus| <= half_dof_nm`` count as in focus.
+    """
+    dist = np.hypot(*np.moveaxis(np.asarray(series["truth"]["peak_offset_px"], dtype=float), -1, 0))
+    half = 0.5 * depth_of_field_nm(series["attrs"]["energy_keV"], series["attrs"]["semiangle_mrad"])
+    focus = np.abs(np.asarray(series["defocus_nm"], dtype=float)) <= half
+
+    def median(values):
+        values = values[np.isfinite(values)]
+        return float(np.median(values)) if len(values) else float("nan")
+
+    return {"all_px": median(dist.ravel()), "in_focus_px": median(dist[focus].ravel()), "n_frames": len(dist),
+            "n_in_focus": int(focus.sum()), "half_dof_nm": half}
+
+
 def _orthogonal_cell(material: str):
     """The material's cell made rectangular (abTEM), with 2 Å of vacuum around a 2-D layer."""
     import abtem

@@ -33,6 +33,18 @@ def test_emd_picks_the_haadf_signal():
     assert attrs["title"] == "HAADF"
 
 
+def test_nanoparticle_spacing_from_the_high_pass_fallback():
+    """The Au particles' thickness contrast hides the lattice from the plain autocorrelation; after the
+    high-pass the spacing is that of Au's lattice fringes ({111} 2.35 Å, {200} 2.04 Å)."""
+    from atomloc.spacing import estimate_spacing
+
+    image, pixel_pm, _ = read_microscope_file(temul_examples() / "example_Au_nanoparticle.emd")
+    with pytest.raises(AtomlocInputError, match="no repeat"):
+        estimate_spacing(image[0], background_sigma_px=None)
+    spacing_A = estimate_spacing(image[0]) * pixel_pm / 100
+    assert 2.0 <= spacing_A <= 2.4
+
+
 def test_corrupt_microscope_file_names_it(tmp_path):
     bad = tmp_path / "broken.dm4"
     bad.write_bytes(b"not a dm4 file at all")

@@ -153,6 +153,26 @@ def test_truth_equals_noise_free_peaks(material, px_pm):
     assert np.nanmedian(dist) <= 0.1
 
 
+def test_depth_of_field_formula():
+    from atomloc.simulate import depth_of_field_nm
+
+    # 300 kV: lambda = 1.9687 pm; 1.77 * 1.9687 pm / (25 mrad)^2 = 5.575 nm
+    assert depth_of_field_nm(300.0, 25.0) == pytest.approx(5.575, rel=1e-3)
+
+
+def test_truth_equals_noise_free_peaks_within_the_depth_of_field():
+    """Over the default ±5 nm the in-focus frames keep their peaks on the truth (issue 3's ≤ 0.1 px)."""
+    from atomloc.simulate import peak_offset_medians
+
+    s = simulate_series(SeriesSpec(material="ReS2", shape_px=(96, 96), pixel_size_pm=15.0, n_frames=8,
+                                   defocus_nm=(-5.0, 5.0), seed=2))
+    med = peak_offset_medians(s)
+    assert med["half_dof_nm"] == pytest.approx(2.79, abs=0.01)
+    assert 0 < med["n_in_focus"] < 8
+    assert med["in_focus_px"] <= 0.1
+    assert med["all_px"] >= med["in_focus_px"]
+
+
 def test_applied_drift_equals_stored_drift():
     from skimage.registration import phase_cross_correlation
 

@@ -285,30 +285,38 @@ def test_schema_defaults_equal_code_defaults():
 
 
 def test_real_files_dataset_runs_through_the_workflow(tmp_path):
-    """source: files: the temul-toolkit example HAADF image of MoS2 is read (pixel size from the metadata),
-    labelled and located; without truth they are scored against the reference labels only."""
+    """source: files: the temul-toolkit example HAADF images (MoS2 .dm3, Au nanoparticles .emd) are read
+    (pixel size from the metadata), labelled and located; without truth they are scored against the
+    reference labels only."""
     from test_real_files import temul_examples
 
     work = copy_repo(tmp_path)
     folder = work / "resources" / "series" / "real_mos2"
     folder.mkdir(parents=True)
     shutil.copy(temul_examples() / "example_Se_implanted_MoS2.dm3", folder)
+    (work / "resources" / "series" / "real_au").mkdir()
+    shutil.copy(temul_examples() / "example_Au_nanoparticle.emd", work / "resources" / "series" / "real_au")
     config = yaml.safe_load((work / TINY).read_text())
-    # (The Au nanoparticle .emd is read in test_real_files; the automatic spacing estimate finds no
-    # repeat in it, so the classical methods would need spacing_px set by hand.)
-    config["datasets"] = [{"name": "real_mos2", "split": "test", "source": "files"}]
+    config["datasets"] = [{"name": "real_mos2", "split": "test", "source": "files"},
+                          {"name": "real_au", "split": "test", "source": "files"}]
     config["methods"] = {"gaussfit": {}, "log": {}}
     for entry in config["models"].values():  # (models merge with config.yaml's; none is trained here)
         entry["sources"] = ["library"]
-    (work / "files.yaml").write_text(yaml.safe_dump(config))
-    res = snakemake(work, "--cores", "2", "--configfile", "files.yaml")
+    # As the main config (a --configfile would merge its methods with config.yaml's eleven).
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    res = snakemake(work, "--cores", "2")
     assert res.returncode == 0, res.stderr[-3000:]
     per_image = pd.read_csv(work / "results" / "tables" / "per_image.csv")
-    assert set(per_image.dataset) == {"real_mos2"}
+    assert set(per_image.dataset) == {"real_mos2", "real_au"}
     assert set(per_image.reference) == {"labels"}
-    assert (per_image.n_pred > 100).all()
+    assert len(per_image) == 4  # two methods x two single-frame datasets
+    # The Gaussian fit finds the columns in both; LoG's fixed threshold (the study's 0.1 on the image
+    # scaled to 0-1) finds them in MoS2 but not in the Au particles, whose thickness contrast takes the range.
+    assert (per_image.query("method == 'gaussfit' or dataset == 'real_mos2'").n_pred > 100).all()
     log = (work / "results" / "logs" / "import_series" / "real_mos2.log").read_text()
     assert "12.7 pm/px" in log
+    log = (work / "results" / "logs" / "import_series" / "real_au.log").read_text()
+    assert "7.5 pm/px" in log
 
 
 def test_files_dataset_without_files_names_it(tmp_path):
