@@ -4,8 +4,9 @@
     python benchmarks/held_out.py --structures graphene NiO_001 --frames 8
 
 The held-out structures are the periodic ones of ``atomloc.structures.MATERIALS``
-missing from ``library.structures`` in the config (default config: graphene and
-NiO_001); neither appears in the train-split series either.  For each, a series
+missing from ``library.structures`` in the config (default config: MoS2_bilayer,
+whose monolayer is in the library, graphene and NiO_001); none appears in the
+train-split series either.  For each, a series
 is simulated with the workflow's simulator (spacing about 9-10 px, the default
 datasets' dose range, drift and scan distortion on) and every method below
 locates the columns of every frame; F1 and RMSE are against the truth, with the

@@ -218,6 +218,21 @@ def test_series_tiles_carry_their_labels():
         series_set(img, [xy, xy], 20.0, TrainSpec(target="circular_mask"))
 
 
+def test_series_tiles_are_repeated_in_training_only():
+    from atomloc.nets.train import split_indices
+
+    source = np.array(["library"] * 30 + ["series"] * 10)
+    val, train = split_indices(source, 0.25, 3, np.random.default_rng(0))
+    assert len(val) == 10 and len(np.unique(val)) == 10 and not set(val) & set(train)
+    counts = np.bincount(train, minlength=len(source))
+    assert set(counts[[i for i in range(40) if i not in val and source[i] == "series"]]) == {3}
+    assert set(counts[[i for i in range(40) if i not in val and source[i] == "library"]]) == {1}
+    val1, train1 = split_indices(source, 0.25, 1, np.random.default_rng(0))
+    assert np.array_equal(val1, val) and len(train1) == 30
+    with pytest.raises(AtomlocInputError, match="series_repeat"):
+        TrainSpec(series_repeat=0).check()
+
+
 def test_bad_training_settings_name_the_key():
     with pytest.raises(AtomlocInputError, match="models.atomid.train.crop_px"):
         TrainSpec.from_mapping({"crop_px": 100, "depth": 3}, name="models.atomid.train")

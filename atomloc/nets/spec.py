@@ -43,6 +43,10 @@ class TrainSpec(FromMapping):
         gaussianMask peaks of labelled series: FWHM in Å.
     min_confidence : float
         Validation detection: lower bound of the NMS head.
+    series_repeat : int
+        Each training tile cut from a labelled series is drawn this many times
+        per epoch (the library images once): weights the data that look like
+        the benchmark's series.  Validation images are never repeated.
     seed : int
     """
 
@@ -63,6 +67,7 @@ class TrainSpec(FromMapping):
     confidence_sigma_frac: float = 0.15
     gaussian_mask_fwhm_A: float = 0.5
     min_confidence: float = 0.3
+    series_repeat: int = 1
     seed: int = 0
 
     def check(self, name: str = "train") -> None:
@@ -72,7 +77,7 @@ class TrainSpec(FromMapping):
             bad("architecture", f"must be one of {ARCHITECTURES}")
         if self.target not in TARGETS:
             bad("target", f"must be one of {TARGETS}")
-        for key in ("base_channels", "depth", "epochs", "batch_size", "lr_step_epochs"):
+        for key in ("base_channels", "depth", "epochs", "batch_size", "lr_step_epochs", "series_repeat"):
             if getattr(self, key) < 1:
                 bad(key, "must be >= 1")
         if self.crop_px % 2 ** self.depth or self.crop_px < 2 ** self.depth:

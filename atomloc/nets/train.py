@@ -9,8 +9,9 @@ Training data come from two sources, selectable per model:
   cut into ``crop_px`` tiles; the maps are drawn from the label positions with
   the same recipe as the library's (:func:`atomloc.library.peak_map`).
 
-One epoch is one pass over the training images in a seeded random order with
-random flips and 90-degree rotations; the learning rate drops by
+One epoch is one pass over the training images (tiles from labelled series
+``series_repeat`` times) in a seeded random order with random flips and
+90-degree rotations; the learning rate drops by
 ``lr_gamma`` every ``lr_step_epochs``; the checkpoint with the best validation
 F1 (ties: lower validation loss) is kept.
 """
@@ -137,6 +138,28 @@ def validation_f1(model, data: TrainingSet, spec: TrainSpec) -> float:
     return float(np.mean(f1)) if f1 else float("nan")
 
 
+def split_indices(source: np.ndarray, val_frac: float, series_repeat: int, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and training indices of a training set.
+
+    A random ``val_frac`` of the images is held out for validation; each
+    training image whose ``source`` is ``"series"`` is listed
+    ``series_repeat`` times, the others once.
+
+    Returns
+    -------
+    val_idx : ndarray
+        Sorted, no repeats.
+    train_idx : ndarray
+        Indices of one epoch, before shuffling.
+    """
+    order = rng.permutation(len(source))
+    n_val = int(round(val_frac * len(source)))
+    val_idx, train_idx = np.sort(order[:n_val]), order[n_val:]
+    series_idx = train_idx[np.asarray(source)[train_idx] == "series"]
+    return val_idx, np.concatenate([train_idx] + [series_idx] * (int(series_repeat) - 1))
+
+
 def train_model(data: TrainingSet, spec: TrainSpec, device: str | None = None, progress: bool = False,
                 log=None) -> tuple[torch.nn.Module, pd.DataFrame, dict]:
     """Train a model on ``data``; return the best model, the per-epoch history and a summary.
@@ -154,9 +177,8 @@ def train_model(data: TrainingSet, spec: TrainSpec, device: str | None = None, p
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)
-    order = rng.permutation(len(data))
-    n_val = int(round(spec.val_frac * len(data)))
-    val_idx, train_idx = np.sort(order[:n_val]), order[n_val:]
+    val_idx, train_idx = split_indices(data.source, spec.val_frac, spec.series_repeat, rng)
+    n_val, n_train = len(val_idx), len(np.unique(train_idx))
     val = TrainingSet(data.images[val_idx], data.targets[val_idx], data.spacing_px[val_idx],
                       [data.positions[i] for i in val_idx], data.source[val_idx])
     model = build_model(spec.architecture, spec.base_channels, spec.depth).to(dev)
@@ -204,7 +226,7 @@ def train_model(data: TrainingSet, spec: TrainSpec, device: str | None = None, p
     model.eval()
     history = pd.DataFrame(rows)
     summary = {"best_epoch": best_epoch, "val_f1": rows[best_epoch - 1]["val_f1"],
-               "val_loss": rows[best_epoch - 1]["val_loss"], "n_train": int(len(train_idx)), "n_val": int(n_val),
+               "val_loss": rows[best_epoch - 1]["val_loss"], "n_train": int(n_train), "n_val": int(n_val),
                "sources": {str(k): int(v) for k, v in zip(*np.unique(data.source, return_counts=True))},
                "device": str(dev), "spec": asdict(spec)}
     return model, history, summary
