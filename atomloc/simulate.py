@@ -887,7 +887,8 @@ def peak_offset_medians(series: dict) -> dict:
     -------
     dict
         ``all_px`` and ``in_focus_px`` (NaN when no frame is in focus), the
-        number of frames ``n_frames`` and ``n_in_focus``, and ``half_dof_nm``:
+        number of frames ``n_frames`` and ``n_in_focus``, the number of
+        (column, frame) offsets measured ``n_offsets``, and ``half_dof_nm``:
         frames with ``|defocus| <= half_dof_nm`` count as in focus.
     """
     dist = np.hypot(*np.moveaxis(np.asarray(series["truth"]["peak_offset_px"], dtype=float), -1, 0))
@@ -899,7 +900,7 @@ def peak_offset_medians(series: dict) -> dict:
         return float(np.median(values)) if len(values) else float("nan")
 
     return {"all_px": median(dist.ravel()), "in_focus_px": median(dist[focus].ravel()), "n_frames": len(dist),
-            "n_in_focus": int(focus.sum()), "half_dof_nm": half}
+            "n_in_focus": int(focus.sum()), "n_offsets": int(np.isfinite(dist).sum()), "half_dof_nm": half}
 
 
 def _orthogonal_cell(material: str):

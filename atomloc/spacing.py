@@ -182,10 +182,10 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     image = validate_image(image, name)
     if np.std(_remove_plane(image)) <= 1e-9 * np.abs(image).max():
         raise AtomlocInputError(f"{name}: cannot estimate the column spacing (the image is a plane: no columns)")
+    if background_sigma_px is not None and not background_sigma_px > 0:
+        raise AtomlocInputError(f"{name}: background_sigma_px must be > 0 or None (got {background_sigma_px})")
     vectors, _ = acf_peak_vectors(image, max_lag_frac, min_peak_rel)
-    if len(vectors) == 0 and background_sigma_px:
-        if not background_sigma_px > 0:
-            raise AtomlocInputError(f"{name}: background_sigma_px must be > 0 or None (got {background_sigma_px})")
+    if len(vectors) == 0 and background_sigma_px is not None:
         high_pass = image - ndimage.gaussian_filter(image, float(background_sigma_px))
         vectors, _ = acf_peak_vectors(high_pass, max_lag_frac, min_peak_rel)
     if len(vectors) == 0:

@@ -39,3 +39,9 @@ def test_image_without_columns_fails_with_message():
     ramp = np.ones((64, 64)) + 1e-3 * np.arange(64)  # a plane: nothing repeats
     with pytest.raises(AtomlocInputError, match="flat.*spacing"):
         estimate_spacing(ramp, name="flat")
+
+
+def test_bad_background_sigma_names_it():
+    img, _ = square_lattice(10.0, seed=4)
+    with pytest.raises(AtomlocInputError, match="lattice.*background_sigma_px"):
+        estimate_spacing(img, background_sigma_px=-1.0, name="lattice")

@@ -1,7 +1,5 @@
 from _common import start_log
 
-import numpy as np
-
 from atomloc.io import write_series
 from atomloc.simulate import SeriesSpec, peak_offset_medians, simulate_series
 
@@ -14,10 +12,9 @@ write_series(snakemake.output.series, series["frames"], series["attrs"],
                                                   "defocus_nm",
                                                   "astigmatism_nm", "astigmatism_angle_deg")},
              truth=series["truth"])
-offsets = np.hypot(*series["truth"]["peak_offset_px"].transpose(2, 0, 1))
 medians = peak_offset_medians(series)
 log.info("truth vs noise-free peaks: median %.3f px over %d columns; %.3f px over the %d of %d frames within "
-         "the depth of field (|defocus| <= %.2f nm)", medians["all_px"], np.isfinite(offsets).sum(),
+         "the depth of field (|defocus| <= %.2f nm)", medians["all_px"], medians["n_offsets"],
          medians["in_focus_px"], medians["n_in_focus"], medians["n_frames"], medians["half_dof_nm"])
 log.info("wrote %d frames of %s, %d columns, doses %s e/A^2", len(series["frames"]), spec.shape_px,
          series["truth"]["x"].shape[1], series["dose_e_per_A2"].round(0).tolist())
