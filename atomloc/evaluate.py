@@ -14,6 +14,7 @@ from atomloc.errors import AtomlocInputError
 from atomloc.io import read_positions, read_series
 from atomloc.label import select_transfer
 from atomloc.metrics import image_crlb_px, score_detections
+from atomloc.simulate import frames_in_focus
 from atomloc.strain import gpa_strain, lattice_parameter_precision, sample_map, strain_from_positions
 
 
@@ -91,7 +92,10 @@ def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
         :class:`atomloc.metrics.DetectionScore`, ``dose_e_per_A2``, ``time_ms``,
         ``fov_nm`` (frame width), ``crlb_pm`` (:func:`atomloc.metrics.image_crlb_px`
         at the reference positions; NaN unless the frames are in counts),
-        ``rmse_over_crlb``, and the lattice-parameter precision
+        ``rmse_over_crlb``, ``defocus_nm`` and ``in_focus`` (``|defocus|`` within
+        half the probe's depth of field, :func:`atomloc.simulate.frames_in_focus`;
+        both only for series that store the defocus and the probe), and the
+        lattice-parameter precision
         ``lattice_a_std_pm`` / ``lattice_b_std_pm`` of the predictions
         (:func:`atomloc.strain.lattice_parameter_precision` against the stored
         unstrained lattice; NaN without one).
@@ -114,6 +118,7 @@ def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
         crlb = _frame_crlb(series, labels, truth_kinds)
     bound = {(int(f), str(r)): float(c) for f, r, c in zip(crlb["frame"], crlb["reference"], crlb["crlb_pm"])}
     lattice = series["attrs"].get("lattice_px")
+    in_focus, _ = frames_in_focus(series)
     rows = []
     for frame in range(n):
         pred = table.loc[table["frame"] == frame, ["x", "y"]].to_numpy()
@@ -126,6 +131,9 @@ def evaluate_series(series_path, labels_path, positions_path, timing_path=None,
             row = {"dataset": Path(series_path).stem, "frame": frame, "reference": ref_name, **score.as_dict()}
             if "dose_e_per_A2" in series:
                 row["dose_e_per_A2"] = float(series["dose_e_per_A2"][frame])
+            if in_focus is not None:
+                row["defocus_nm"] = float(series["defocus_nm"][frame])
+                row["in_focus"] = bool(in_focus[frame])
             row["time_ms"] = times[frame]
             row["fov_nm"] = shape[1] * px_pm / 1000.0
             if (frame, ref_name) not in bound:

@@ -206,14 +206,14 @@ def plot_series_overview(series: dict, paths, crop_px: int = 64, title: str = ""
         ax.set_title(f"frame {lo}, centre crop {c} px, o truth", fontsize=8)
         ax = axes[3]
         if "peak_offset_px" in truth:
-            from atomloc.simulate import peak_offset_medians
+            from atomloc.simulate import frames_in_focus, peak_offset_medians
 
             off = np.hypot(*np.moveaxis(np.asarray(truth["peak_offset_px"], dtype=float), -1, 0)).ravel()
             off = off[np.isfinite(off)]
             if len(off):
                 ax.hist(off, bins=np.linspace(0, max(1.0, float(np.percentile(off, 99))), 40), color="tab:blue")
                 ax.axvline(np.median(off), color="k", ls="--", lw=1, label=f"median {np.median(off):.3f} px")
-                if "defocus_nm" in series and {"energy_keV", "semiangle_mrad"} <= set(series.get("attrs", {})):
+                if frames_in_focus(series)[0] is not None:
                     med = peak_offset_medians(series)
                     if med["n_in_focus"]:
                         ax.axvline(med["in_focus_px"], color="tab:red", ls=":", lw=1,

@@ -37,6 +37,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import ndimage
 
+from atomloc.errors import AtomlocInputError
 from atomloc.settings import FromMapping
 from atomloc.strain import STRAIN_FIELDS, applied_strain, rotated_lattice_px
 from atomloc.structures import (AMORPHOUS, MATERIALS, METALS, amorphous_carbon_atoms, build_atoms, column_label,
@@ -873,6 +874,25 @@ def depth_of_field_nm(energy_keV: float, semiangle_mrad: float) -> float:
     return float(1.77 * electron_wavelength_A(energy_keV) / (semiangle_mrad * 1e-3) ** 2 / 10)
 
 
+def frames_in_focus(series: dict) -> tuple[np.ndarray | None, float | None]:
+    """Which frames of a series were taken within half the probe's depth of field of focus.
+
+    Returns
+    -------
+    in_focus : ndarray of bool, shape (n_frames,), or None
+        ``|defocus_nm| <= half_dof_nm``; None when the series does not store
+        ``defocus_nm`` and the attributes ``energy_keV`` and ``semiangle_mrad``
+        (real series).
+    half_dof_nm : float or None
+        Half of :func:`depth_of_field_nm`.
+    """
+    attrs = series.get("attrs", {})
+    if "defocus_nm" not in series or not {"energy_keV", "semiangle_mrad"} <= set(attrs):
+        return None, None
+    half = 0.5 * depth_of_field_nm(attrs["energy_keV"], attrs["semiangle_mrad"])
+    return np.abs(np.asarray(series["defocus_nm"], dtype=float)) <= half, half
+
+
 def peak_offset_medians(series: dict) -> dict:
     """Median ``|peak_offset_px|`` of a simulated series: all frames, and frames within the depth of field.
 
@@ -892,8 +912,9 @@ def peak_offset_medians(series: dict) -> dict:
         frames with ``|defocus| <= half_dof_nm`` count as in focus.
     """
     dist = np.hypot(*np.moveaxis(np.asarray(series["truth"]["peak_offset_px"], dtype=float), -1, 0))
-    half = 0.5 * depth_of_field_nm(series["attrs"]["energy_keV"], series["attrs"]["semiangle_mrad"])
-    focus = np.abs(np.asarray(series["defocus_nm"], dtype=float)) <= half
+    focus, half = frames_in_focus(series)
+    if focus is None:
+        raise AtomlocInputError("peak_offset_medians: the series stores no defocus_nm / energy_keV / semiangle_mrad")
 
     def median(values):
         values = values[np.isfinite(values)]

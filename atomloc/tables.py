@@ -114,6 +114,24 @@ def dose_table(rows: pd.DataFrame, n_bins: int = 10) -> pd.DataFrame:
     return summary
 
 
+def conditions_table(rows: pd.DataFrame, dose_split_e_per_A2: float = 1e4) -> pd.DataFrame:
+    """F1, precision, recall and RMSE per method for four imaging conditions.
+
+    The conditions cross focus (``in_focus``: the frame's defocus within half
+    the probe's depth of field, see :func:`atomloc.evaluate.evaluate_series`)
+    with dose (below / at or above ``dose_split_e_per_A2``, e/Å²).  Rows
+    without ``in_focus`` or dose (real series) are left out.
+    """
+    if not {"in_focus", "dose_e_per_A2"} <= set(rows.columns):
+        return pd.DataFrame()
+    rows = rows[rows["in_focus"].notna() & rows["dose_e_per_A2"].notna()]
+    focus = np.where(rows["in_focus"].astype(bool), "within depth of field", "beyond depth of field")
+    dose = np.where(rows["dose_e_per_A2"] >= dose_split_e_per_A2, f">= {dose_split_e_per_A2:g} e/A2",
+                    f"< {dose_split_e_per_A2:g} e/A2")
+    return summarise(rows.assign(focus=focus, dose=dose), by=["focus", "dose", "method"],
+                     metrics=["f1", "precision", "recall", "rmse_pm"])
+
+
 def compact_markdown(summary: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
     """Markdown view of selected ``mean ± std`` metrics (std left out for single images)."""
     out = pd.DataFrame({k: summary[k] for k in keys})

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atomloc.tables import (compact_markdown, dose_bins, dose_table, hardest_and_easiest, split_rows, summarise,
-                            write_table)
+from atomloc.tables import (compact_markdown, conditions_table, dose_bins, dose_table, hardest_and_easiest, split_rows,
+                            summarise, write_table)
 
 
 def per_image():
@@ -37,6 +37,21 @@ def test_dose_deciles_split_the_frames_evenly():
     first = table[(table.dose_decile == 1) & (table.method == "a")].iloc[0]
     assert first.dose_min_e_per_A2 == 1000.0 and first.dose_max_e_per_A2 == 2000.0
     assert first.f1_mean == pytest.approx(0.905)
+
+
+def test_conditions_cross_focus_and_dose():
+    rows = per_image()
+    rows = rows[rows.reference == "truth"].assign(in_focus=lambda r: r.frame % 2 == 0)  # even frames in focus
+    table = conditions_table(rows, dose_split_e_per_A2=5000.0).set_index(["focus", "dose", "method"])
+    cell = table.loc[("within depth of field", "< 5000 e/A2", "a")]  # frames 0, 2 (doses 1000, 3000)
+    assert cell.n_images == 2 and cell.f1_mean == pytest.approx(0.91)
+    cell = table.loc[("beyond depth of field", ">= 5000 e/A2", "b")]  # frames 5, 7, 9
+    assert cell.n_images == 3 and cell.f1_mean == pytest.approx(0.77)
+    assert len(table) == 8
+    assert conditions_table(rows.drop(columns="in_focus")).empty  # real series: no defocus known
+    partial = rows.astype({"in_focus": object})
+    partial.loc[partial.frame == 0, "in_focus"] = None
+    assert conditions_table(partial, 5000.0)["n_images"].sum() == 18
 
 
 def test_hardest_and_easiest_use_the_mean_over_methods():

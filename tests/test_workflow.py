@@ -114,14 +114,17 @@ def test_tiny_tables(tiny_run):
     assert set(failure.dataset) == {"tiny_failure"} and len(failure) == len(config["methods"])
     dose = pd.read_csv(tables / "dose.csv")
     assert set(dose.dose_decile) == {1, 6}  # two test frames: the lower and the upper half
+    conditions = pd.read_csv(tables / "conditions.csv")  # default defocus ±2 nm: within the depth of field
+    assert len(conditions) == len(config["methods"]) and set(conditions.focus) == {"within depth of field"}
+    assert set(conditions.dose) == {">= 10000 e/A2"}
     lattice = pd.read_csv(tables / "lattice_precision.csv").set_index("method")
     assert 0 < lattice.loc["gaussfit", "lattice_a_std_pm_mean"] < 20
     strain = pd.read_csv(tables / "strain.csv").set_index("method")
     assert set(strain.index) == set(config["methods"]) | {"truth", "gpa"}
     assert strain.loc["truth", "rms_error_exx"] < 0.01  # truth positions: scan distortion only
     assert abs(strain.loc["gaussfit", "hydrostatic_mean"] - 0.02) < 0.005  # the applied 2 % biaxial strain
-    for stem in ("table1_atomid_per_image", "table2_methods", "table3_heads_timing", "scale", "dose", "failure",
-                 "lattice_precision", "strain"):
+    for stem in ("table1_atomid_per_image", "table2_methods", "table3_heads_timing", "scale", "dose", "conditions",
+                 "failure", "lattice_precision", "strain"):
         assert (tables / f"{stem}.md").read_text().startswith("# ")
     labels = pd.read_csv(tables / "labels.csv")
     assert set(labels.labels) == {"reference_frame", "rigid_transfer", "nonrigid_transfer"}

@@ -170,7 +170,7 @@ def method_params(wildcards):
 
 
 TABLES = ("methods", "methods_vs_labels", "per_image", "labels", "table1_atomid_per_image", "table2_methods",
-          "table3_heads_timing", "scale", "dose", "failure", "lattice_precision", "strain")
+          "table3_heads_timing", "scale", "dose", "conditions", "failure", "lattice_precision", "strain")
 FIGURES = ("f1_vs_dose", "f1_vs_fov", "rmse_vs_crlb", "training_curves", "label_errors")
 
 

@@ -2,8 +2,8 @@ from _common import start_log
 
 import pandas as pd
 
-from atomloc.tables import (compact_markdown, dose_table, markdown_summary, read_table_or_empty, split_rows, summarise,
-                            write_table)
+from atomloc.tables import (compact_markdown, conditions_table, dose_table, markdown_summary, read_table_or_empty,
+                            split_rows, summarise, write_table)
 
 log = start_log(snakemake)  # noqa: F821
 out = snakemake.output
@@ -49,7 +49,7 @@ for reference, stem in (("truth", "methods"), ("labels", "methods_vs_labels")):
              else f"Methods scored against the reference labels (best frame, {snakemake.params.transfer} transfer)")
     write(stem, summary, title, notes, markdown=markdown_summary(summary, by="method"))
     log.info("%s:\n%s", stem, markdown_summary(summary).to_string(index=False))
-cols = ["method", "dataset", "frame", "reference", "dose_e_per_A2", "fov_nm", "n_pred", "n_ref", "tp", "fp", "fn",
+cols = ["method", "dataset", "frame", "reference", "dose_e_per_A2", "defocus_nm", "in_focus", "fov_nm", "n_pred", "n_ref", "tp", "fp", "fn",
         "precision", "recall", "f1", "jaccard", "chamfer_px", "rmse_pm", "crlb_pm", "rmse_over_crlb", "time_ms"]
 write("per_image", per_image[[c for c in cols if c in per_image.columns]], "Per-image scores (every split)",
       notes + ["split of each dataset: " + ", ".join(f"{k}: {v}" for k, v in sorted(splits.items()))])
@@ -91,6 +91,20 @@ else:
     write("dose", dose, "F1 and RMSE per method per dose decile of the test frames",
           [ref_note, match_note, "Decile 1 = lowest dose; doses in e/Å²."],
           markdown=compact_markdown(dose, keys, ["f1", "rmse_pm", "crlb_pm"]))
+
+# F1 per imaging condition: focus x dose.
+conditions = conditions_table(main)
+condition_notes = [ref_note, match_note,
+                   "within depth of field: |defocus| <= 0.885 lambda / alpha^2 (half of the probe's 1.77 lambda / "
+                   "alpha^2); beyond it the probe's side lobes move the image peaks off the columns, even without "
+                   "noise (results/figures/series/)."]
+if conditions.empty:
+    write("conditions", conditions, "F1 per imaging condition", condition_notes + ["No test frame with a known "
+                                                                                   "defocus and dose."])
+else:
+    keys = ["focus", "dose", "method"]
+    write("conditions", conditions, "F1 per method per imaging condition (focus x dose) of the test frames",
+          condition_notes, markdown=compact_markdown(conditions, keys, ["f1", "precision", "recall", "rmse_pm"]))
 
 summary_table("failure", split_rows(per_image, splits, "failure"), ["dataset", "method"],
               ["f1", "precision", "recall", "jaccard", "rmse_pm"],
