@@ -319,7 +319,7 @@ def test_real_files_dataset_runs_through_the_workflow(tmp_path):
     log = (work / "results" / "logs" / "import_series" / "real_mos2.log").read_text()
     assert "12.7 pm/px" in log
     log = (work / "results" / "logs" / "import_series" / "real_au.log").read_text()
-    assert "7.5 pm/px" in log
+    assert "7.498 pm/px" in log
 
 
 def test_files_dataset_without_files_names_it(tmp_path):
