@@ -13,7 +13,7 @@ import pandas as pd
 from atomloc.errors import AtomlocInputError
 from atomloc.io import read_positions, read_series
 from atomloc.label import select_transfer
-from atomloc.metrics import image_crlb_px, score_detections
+from atomloc.metrics import image_crlb_px, nearest_neighbour_spacing, score_detections
 from atomloc.simulate import frames_in_focus
 from atomloc.strain import gpa_strain, lattice_parameter_precision, sample_map, strain_from_positions
 
@@ -222,6 +222,35 @@ def strain_benchmark(series: dict, positions: dict, frame: int = 0, border_cells
         row["true_hydrostatic_mean"] = float(c.true_hydrostatic.mean()) if len(c) else np.nan
         rows.append(row)
     return pd.DataFrame(rows), columns
+
+
+def label_errors_pm(series: dict, labels: pd.DataFrame, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from each true column to its nearest reference label in one frame, pm.
+
+    Parameters
+    ----------
+    series : dict
+        :func:`atomloc.io.read_series` of a series with truth.
+    labels : DataFrame
+        Labels with ``frame, x, y`` (pixels), one transfer.
+    frame : int
+
+    Returns
+    -------
+    truth_xy : ndarray, shape (m, 2)
+        True positions (x, y) in pixels.
+    error_pm : ndarray, shape (m,)
+        Distance to the nearest label in pm; NaN where no label lies within
+        half the truth's nearest-neighbour spacing.
+    """
+    from scipy.spatial import cKDTree
+
+    truth = truth_positions(series, frame)
+    lab = labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy()
+    if len(lab) == 0:
+        return truth, np.full(len(truth), np.nan)
+    d, _ = cKDTree(lab).query(truth, distance_upper_bound=0.5 * nearest_neighbour_spacing(truth))
+    return truth, np.where(np.isfinite(d), d * float(series["attrs"]["pixel_size_pm"]), np.nan)
 
 
 def evaluate_labels(series_path, aligned_path, labels_path, match_radius_frac: float = 0.3,

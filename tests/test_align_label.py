@@ -129,3 +129,18 @@ def test_training_pairs_roundtrip_and_sources(tmp_path):
         write_training_pairs(tmp_path / "bad.h5", s["frames"], pos, "guess")
     assert not (tmp_path / "bad.h5").exists()
 
+
+
+def test_label_errors_in_pm_with_a_missing_label():
+    import pandas as pd
+
+    from atomloc.evaluate import label_errors_pm
+
+    x = np.array([[10.0, 20.0, 30.0, 40.0]])
+    series = {"attrs": {"pixel_size_pm": 20.0}, "truth": {"x": x, "y": np.full_like(x, 5.0)}}
+    labels = pd.DataFrame({"frame": [0, 0, 0], "x": [10.3, 20.0, 41.0], "y": [5.4, 5.0, 5.0]})
+    truth, err = label_errors_pm(series, labels, 0)
+    assert np.array_equal(truth, np.column_stack([x[0], np.full(4, 5.0)]))
+    assert np.allclose(err[[0, 1, 3]], [0.5 * 20.0, 0.0, 20.0])
+    assert np.isnan(err[2])  # nearest label 10 px away: beyond half the 10 px spacing
+    assert np.isnan(label_errors_pm(series, labels.iloc[:0], 0)[1]).all()

@@ -2,12 +2,10 @@ from _common import start_log
 
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
-from atomloc.evaluate import truth_positions
+from atomloc.evaluate import label_errors_pm
 from atomloc.io import read_positions, read_series
 from atomloc.label import select_transfer
-from atomloc.metrics import nearest_neighbour_spacing
 from atomloc.plotting import plot_curves, plot_point_maps, plot_rmse_vs_crlb, plot_training_curves
 from atomloc.tables import read_table_or_empty, split_rows
 
@@ -50,13 +48,7 @@ series = read_series(snakemake.input.series)
 if "truth" in series:
     ref_index = int(read_series(snakemake.input.aligned)["attrs"]["reference_index"])
     labels = select_transfer(read_positions(snakemake.input.labels), snakemake.params.transfer)
-    px_pm = float(series["attrs"]["pixel_size_pm"])
-    maps = []
-    for frame in range(len(series["frames"])):
-        truth = truth_positions(series, frame)
-        lab = labels.loc[labels.frame == frame, ["x", "y"]].to_numpy()
-        d, _ = cKDTree(lab).query(truth, distance_upper_bound=0.5 * nearest_neighbour_spacing(truth))
-        maps.append((frame, truth, np.where(np.isfinite(d), d * px_pm, np.nan)))
+    maps = [(frame, *label_errors_pm(series, labels, frame)) for frame in range(len(series["frames"]))]
     worst = max((m for m in maps if m[0] != ref_index), key=lambda m: np.nanmedian(m[2]), default=maps[ref_index])
     panels = [{"xy": m[1], "values": m[2], "title": f"frame {m[0]}{' (reference)' if m[0] == ref_index else ''}: "
                                                     f"median {np.nanmedian(m[2]):.1f} pm"}
