@@ -8,7 +8,8 @@ import time
 
 import yaml
 
-from atomloc.errors import AtomlocInputError
+from atomloc.core.errors import AtomlocInputError
+from atomloc.locate.nets import ARCHITECTURES
 
 
 def _parse_param(text: str):
@@ -19,8 +20,9 @@ def _parse_param(text: str):
 
 
 def _cmd_locate(args) -> int:
-    from atomloc.io import read_image, write_positions
-    from atomloc.methods import locate
+    from atomloc.io.images import read_image
+    from atomloc.io.positions import write_positions
+    from atomloc.locate.registry import locate
 
     params = dict(_parse_param(p) for p in args.param)
     if args.model is not None:
@@ -36,7 +38,7 @@ def _cmd_locate(args) -> int:
 
 
 def _cmd_methods(args) -> int:
-    from atomloc.methods import available_methods, get_method
+    from atomloc.locate.registry import available_methods, get_method
 
     for name in available_methods():
         m = get_method(name)
@@ -60,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method parameter, repeatable (values parsed as YAML: 3, 0.5, otsu, true)")
     p.add_argument("--model", default=None,
-                   help="checkpoint of a learned method (atomid, atomsegnet); default: the workflow's "
-                        "results/models/<method>.pt")
+                   help=f"checkpoint of a learned method ({', '.join(ARCHITECTURES)}), e.g. one the "
+                        "workflow trained")
     p.add_argument("--out", required=True, help="output CSV with columns x, y (pixels; x = column index)")
     p.set_defaults(func=_cmd_locate)
 

@@ -15,7 +15,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from atomloc.io import atomic_path
+from atomloc.io.files import atomic_path
+from atomloc.io.series import Series
 
 
 def _pyplot():
@@ -169,22 +170,22 @@ def plot_point_maps(panels: Sequence[dict], paths, shape, cmap: str = "RdBu_r", 
     save_figure(fig, paths)
 
 
-def plot_series_overview(series: dict, paths, crop_px: int = 64, title: str = "") -> None:
+def plot_series_overview(series: Series, paths, crop_px: int = 64, title: str = "") -> None:
     """Two frames of a series, the truth over a crop of the first, and the truth-vs-noise-free-peak offsets.
 
     Panels: the lowest- and the highest-dose frame; a ``crop_px`` crop of the
     lowest-dose frame's centre with the true columns; the histogram of
     ``|peak_offset_px|`` over all frames and columns with its median, and
     the median over the frames within the probe's depth of field
-    (:func:`atomloc.simulate.peak_offset_medians`); a series without truth
+    (:func:`atomloc.simulate.series.peak_offset_medians`); a series without truth
     gets the two frames only.
     """
     plt = _pyplot()
-    frames = series["frames"]
-    dose = series.get("dose_e_per_A2")
+    frames = series.frames
+    dose = series.dose_e_per_A2
     order = np.argsort(dose) if dose is not None else np.arange(len(frames))
     lo, hi = int(order[0]), int(order[-1])
-    truth = series.get("truth")
+    truth = series.truth
     fig, axes = plt.subplots(1, 4 if truth is not None else 2, figsize=(16 if truth is not None else 8, 4.2))
     for ax, k in zip(axes[:2], (lo, hi)):
         ax.imshow(frames[k], cmap="gray", interpolation="nearest")
@@ -197,7 +198,7 @@ def plot_series_overview(series: dict, paths, crop_px: int = 64, title: str = ""
         y0, x0 = (h - c) // 2, (w - c) // 2
         ax = axes[2]
         ax.imshow(frames[lo][y0:y0 + c, x0:x0 + c], cmap="gray", interpolation="nearest")
-        x, y = truth["x"][lo] - x0, truth["y"][lo] - y0
+        x, y = truth.x[lo] - x0, truth.y[lo] - y0
         inside = (x > -0.5) & (x < c - 0.5) & (y > -0.5) & (y < c - 0.5)
         ax.plot(x[inside], y[inside], "o", ms=4, mfc="none", mec="tab:cyan", mew=0.8)
         ax.set_xlim(-0.5, c - 0.5)
@@ -205,15 +206,15 @@ def plot_series_overview(series: dict, paths, crop_px: int = 64, title: str = ""
         ax.set_axis_off()
         ax.set_title(f"frame {lo}, centre crop {c} px, o truth", fontsize=8)
         ax = axes[3]
-        if "peak_offset_px" in truth:
-            from atomloc.simulate import frames_in_focus, peak_offset_medians
+        if "peak_offset_px" in truth.extra:
+            from atomloc.simulate.series import peak_offset_medians
 
-            off = np.hypot(*np.moveaxis(np.asarray(truth["peak_offset_px"], dtype=float), -1, 0)).ravel()
+            off = np.hypot(*np.moveaxis(np.asarray(truth.extra["peak_offset_px"], dtype=float), -1, 0)).ravel()
             off = off[np.isfinite(off)]
             if len(off):
                 ax.hist(off, bins=np.linspace(0, max(1.0, float(np.percentile(off, 99))), 40), color="tab:blue")
                 ax.axvline(np.median(off), color="k", ls="--", lw=1, label=f"median {np.median(off):.3f} px")
-                if frames_in_focus(series)[0] is not None:
+                if series.in_focus()[0] is not None:
                     med = peak_offset_medians(series)
                     if med["n_in_focus"]:
                         ax.axvline(med["in_focus_px"], color="tab:red", ls=":", lw=1,

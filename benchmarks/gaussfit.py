@@ -4,10 +4,10 @@
     python benchmarks/gaussfit.py --size 480 --repeat 3
 
 Both refine the same start positions (the integer local maxima that
-``atomloc.methods.find_peaks`` returns) on the same simulated frame:
+``atomloc.locate.classical.find_peaks`` returns) on the same simulated frame:
 Atomap's ``Sublattice.refine_atom_positions_using_2d_gaussian`` (one
 elliptical Gaussian fit per column, mask of 0.4 x the nearest-neighbour
-distance) and ``atomloc.refine.fit_gaussians`` (all columns at once, round and
+distance) and ``atomloc.locate.refine.fit_gaussians`` (all columns at once, round and
 elliptical, disc of 0.4 x the spacing).  Printed: seconds, columns per second,
 the speed-up over Atomap, and the RMSE against the simulated truth of the
 columns both fitted.  Needs Atomap (``pip install 'atomloc[benchmark]'``).
@@ -27,10 +27,10 @@ from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atomloc.methods import find_peaks  # noqa: E402
-from atomloc.refine import fit_gaussians  # noqa: E402
-from atomloc.simulate import SeriesSpec, simulate_series  # noqa: E402
-from atomloc.spacing import estimate_spacing  # noqa: E402
+from atomloc.locate.classical import find_peaks  # noqa: E402
+from atomloc.locate.refine import fit_gaussians  # noqa: E402
+from atomloc.locate.spacing import estimate_spacing  # noqa: E402
+from atomloc.simulate.series import SeriesSpec, simulate_series  # noqa: E402
 
 
 def rmse_to_truth(xy: np.ndarray, truth: np.ndarray, keep: np.ndarray) -> float:
@@ -56,8 +56,8 @@ def main(argv=None) -> int:
     spec = SeriesSpec(material="MoS2", shape_px=(args.size, args.size), pixel_size_pm=args.pixel_size_pm,
                       n_frames=1, rotation_deg=13.0, dose_e_per_A2=(args.dose, args.dose), seed=3)
     series = simulate_series(spec)
-    image = series["frames"][0].astype(np.float64)
-    truth = np.column_stack([series["truth"]["x"][0], series["truth"]["y"][0]])
+    image = series.frames[0].astype(np.float64)
+    truth = np.column_stack([series.truth.x[0], series.truth.y[0]])
     spacing = estimate_spacing(image)
     start = find_peaks(image, spacing)  # (row, col)
     margin = 0.5 * spacing

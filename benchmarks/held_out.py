@@ -3,7 +3,7 @@
     python benchmarks/held_out.py                       # the held-out structures of config.yaml
     python benchmarks/held_out.py --structures graphene NiO_001 --frames 8
 
-The held-out structures are the periodic ones of ``atomloc.structures.MATERIALS``
+The held-out structures are the periodic ones of ``atomloc.simulate.structures.MATERIALS``
 missing from ``library.structures`` in the config (default config: MoS2_bilayer,
 whose monolayer is in the library, graphene and NiO_001); none appears in the
 train-split series either.  For each, a series
@@ -25,10 +25,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atomloc.methods import get_method, locate  # noqa: E402
-from atomloc.metrics import score_detections  # noqa: E402
-from atomloc.simulate import SeriesSpec, simulate_series  # noqa: E402
-from atomloc.structures import MATERIALS  # noqa: E402
+from atomloc.analysis.metrics import score_detections  # noqa: E402
+from atomloc.locate.registry import get_method, locate  # noqa: E402
+from atomloc.simulate.series import SeriesSpec, simulate_series  # noqa: E402
+from atomloc.simulate.structures import MATERIALS  # noqa: E402
 
 # pixel size (pm) giving a nearest-neighbour column spacing of about 9-10 px
 PIXEL_SIZE_PM = {"graphene": 15.0, "hBN": 15.0, "NiO_001": 20.0, "Pt_001": 20.0, "Au_001": 20.0,
@@ -57,8 +57,8 @@ def main(argv=None) -> int:
                                             dose_e_per_A2=(2e4, 2e5), seed=100 + k))
         for method in args.methods:
             get_method(method).load()
-            for f, frame in enumerate(series["frames"]):
-                truth = np.column_stack([series["truth"]["x"][f], series["truth"]["y"][f]])
+            for f, frame in enumerate(series.frames):
+                truth = np.column_stack([series.truth.x[f], series.truth.y[f]])
                 pos = locate(frame, method)
                 s = score_detections(pos[["x", "y"]].to_numpy(), truth, frame.shape, pixel_size_pm=px)
                 rows.append({"structure": name, "method": method, "frame": f, "f1": s.f1, "rmse_pm": s.rmse_pm})

@@ -24,15 +24,17 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from methods_speed import best_time  # noqa: E402  (benchmarks/ is the script's directory)
 from skimage.feature import blob_log  # noqa: E402
 
-from atomloc.methods import blob_sigma_range, locate, normalise  # noqa: E402
-from atomloc.metrics import score_detections  # noqa: E402
-from atomloc.nets.locate import load_model  # noqa: E402
-from atomloc.nets.models import pick_device, predict  # noqa: E402
-from atomloc.simulate import SeriesSpec, simulate_series  # noqa: E402
-from atomloc.spacing import estimate_spacing  # noqa: E402
-from methods_speed import best_time  # noqa: E402  (benchmarks/ is the script's directory)
+from atomloc.analysis.metrics import score_detections  # noqa: E402
+from atomloc.core.image import normalise
+from atomloc.locate.classical import blob_sigma_range
+from atomloc.locate.learned import load_model  # noqa: E402
+from atomloc.locate.nets.models import pick_device, predict  # noqa: E402
+from atomloc.locate.registry import locate  # noqa: E402
+from atomloc.locate.spacing import estimate_spacing  # noqa: E402
+from atomloc.simulate.series import SeriesSpec, simulate_series  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -51,8 +53,8 @@ def main(argv=None) -> int:
     series = simulate_series(SeriesSpec(material="MoS2", shape_px=(args.size, args.size),
                                         pixel_size_pm=args.pixel_size_pm, n_frames=1, rotation_deg=13.0,
                                         dose_e_per_A2=(args.dose, args.dose), seed=1))
-    image = series["frames"][0].astype(np.float64)
-    truth = np.column_stack([series["truth"]["x"][0], series["truth"]["y"][0]])
+    image = series.frames[0].astype(np.float64)
+    truth = np.column_stack([series.truth.x[0], series.truth.y[0]])
     net = load_model(args.model, "atomid")
     locate(image, "atomid", model=args.model)  # warm-up (first call allocates)
 

@@ -23,11 +23,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atomloc.methods import blob_sigma_range, available_methods, get_method, locate, normalise  # noqa: E402
-from atomloc.metrics import score_detections  # noqa: E402
-from atomloc.simulate import SeriesSpec, simulate_series  # noqa: E402
-from atomloc.spacing import estimate_spacing  # noqa: E402
 from skimage.feature import blob_log  # noqa: E402
+
+from atomloc.analysis.metrics import score_detections  # noqa: E402
+from atomloc.core.image import normalise
+from atomloc.locate.classical import blob_sigma_range
+from atomloc.locate.registry import available_methods, get_method, locate  # noqa: E402
+from atomloc.locate.spacing import estimate_spacing  # noqa: E402
+from atomloc.simulate.series import SeriesSpec, simulate_series  # noqa: E402
 
 
 def best_time(func, repeat: int) -> tuple[float, object]:
@@ -52,8 +55,8 @@ def main(argv=None) -> int:
     spec = SeriesSpec(material="MoS2", shape_px=(args.size, args.size), pixel_size_pm=args.pixel_size_pm,
                       n_frames=1, rotation_deg=13.0, dose_e_per_A2=(args.dose, args.dose), seed=1)
     series = simulate_series(spec)
-    image = series["frames"][0].astype(np.float64)
-    truth = np.column_stack([series["truth"]["x"][0], series["truth"]["y"][0]])
+    image = series.frames[0].astype(np.float64)
+    truth = np.column_stack([series.truth.x[0], series.truth.y[0]])
 
     t_spacing, spacing = best_time(lambda: estimate_spacing(image), args.repeat)
     min_sigma, max_sigma = blob_sigma_range(spacing, "auto", "auto")

@@ -46,7 +46,7 @@ def _table(stdout):
 def test_infer_speed_prints_ratios_to_blob_log(tmp_path):
     import torch
 
-    from atomloc.nets.models import build_model, save_checkpoint
+    from atomloc.locate.nets.models import build_model, save_checkpoint
 
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "atomid.pt", build_model("atomid", 4, 2).eval(), "atomid", {})

@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from atomloc.analysis.metrics import score_detections
 from atomloc.cli import main
-from atomloc.methods import available_methods, get_method
-from atomloc.metrics import score_detections
-
-from conftest import mos2_frame, truth_xy
+from atomloc.locate.registry import available_methods, get_method
+from atomloc.testing import mos2_frame
 
 
 def run_cli(*args):
@@ -22,7 +21,7 @@ def run_cli(*args):
 def big_frame():
     """A 1024 x 1024 simulated MoS2 frame (20 pm pixels) and its truth."""
     s = mos2_frame(spacing_px=9.12, shape=(1024, 1024), electrons_per_px=800.0, seed=21)
-    return s["frames"][0], truth_xy(s)
+    return s.frames[0], s.truth.positions(0)
 
 
 def to_uint8(img):
@@ -61,12 +60,12 @@ def test_truncated_file_one_line_error_no_output(tmp_path):
 
 def test_params_and_pixel_size(tmp_path, capsys):
     s = mos2_frame(shape=(128, 128), electrons_per_px=2000.0, seed=2)
-    np.save(tmp_path / "f.npy", s["frames"][0])
+    np.save(tmp_path / "f.npy", s.frames[0])
     out = tmp_path / "p.csv"
     assert main(["locate", str(tmp_path / "f.npy"), "--method", "gaussfit", "--pixel-size-pm", "20",
                  "--param", "threshold_rel=0.15", "--param", "spacing_px=9.1", "--out", str(out)]) == 0
     pos = pd.read_csv(out)
-    assert score_detections(pos[["x", "y"]].to_numpy(), truth_xy(s), (128, 128)).f1 >= 0.98
+    assert score_detections(pos[["x", "y"]].to_numpy(), s.truth.positions(0), (128, 128)).f1 >= 0.98
     assert main(["locate", str(tmp_path / "f.npy"), "--method", "log", "--param", "nonsense=1",
                  "--out", str(tmp_path / "q.csv")]) == 2
     assert "nonsense" in capsys.readouterr().err
@@ -92,12 +91,12 @@ def test_every_method_runs_from_the_command_line(tmp_path, method, request):
     if get_method(method).missing():
         pytest.skip(f"{method} needs {get_method(method).missing()}")
     s = mos2_frame(shape=(96, 96), electrons_per_px=2000.0, seed=4)
-    np.save(tmp_path / "f.npy", s["frames"][0])
+    np.save(tmp_path / "f.npy", s.frames[0])
     out = tmp_path / "p.csv"
     model = []
     if method in ("atomid", "atomsegnet"):  # learned: a small model trained on other MoS2 frames
         model = ["--model", str(request.getfixturevalue("trained_models")[method])]
     assert main(["locate", str(tmp_path / "f.npy"), "--method", method, *model, "--out", str(out)]) == 0
     pos = pd.read_csv(out)
-    score = score_detections(pos[["x", "y"]].to_numpy(), truth_xy(s), (96, 96))
+    score = score_detections(pos[["x", "y"]].to_numpy(), s.truth.positions(0), (96, 96))
     assert score.f1 >= 0.95, (method, score)

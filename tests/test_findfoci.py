@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 
-from atomloc.errors import AtomlocInputError
-from atomloc.findfoci import background_level, find_foci, segment_foci
-from atomloc.metrics import score_detections
-from atomloc.simulate import render_columns
-
-from conftest import square_lattice
+from atomloc.analysis.metrics import score_detections
+from atomloc.core.errors import AtomlocInputError
+from atomloc.locate.findfoci import background_level, find_foci, segment_foci
+from atomloc.simulate.render import render_columns
+from atomloc.testing import square_lattice
 
 
 def two_peaks(separation_px, amp2=1.0, sigma_px=2.0, shape=(40, 60)):

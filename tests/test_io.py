@@ -3,9 +3,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from atomloc.errors import AtomlocInputError
-from atomloc.io import (atomic_path, read_frame, read_image, read_positions, read_series, write_positions,
-                        write_series)
+from atomloc.core.errors import AtomlocInputError
+from atomloc.io.files import atomic_path
+from atomloc.io.images import read_image
+from atomloc.io.positions import read_positions, write_positions
+from atomloc.io.series import Series, Truth, read_frame, read_series, write_series
 
 
 def test_read_formats_roundtrip(tmp_path):
@@ -76,19 +78,33 @@ def test_positions_roundtrip_and_atomic(tmp_path):
 
 def test_series_roundtrip_reproducible_bytes(tmp_path):
     frames = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
-    truth = {"x": np.ones((2, 3)), "y": np.zeros((2, 3)), "element": np.array(["Mo", "S2", "Mo"])}
+    truth = Truth(np.ones((2, 3)), np.zeros((2, 3)), np.array(["Mo", "S2", "Mo"]),
+                  np.array(["metal", "chalcogen", "metal"]), extra={"strain": np.zeros((3, 3))})
+    series = Series(frames, {"pixel_size_pm": 20.0, "material": "MoS2"}, {"drift_px": np.ones((2, 2))}, truth)
     for name in ("a.h5", "b.h5"):
-        write_series(tmp_path / name, frames, {"pixel_size_pm": 20.0, "material": "MoS2"},
-                     arrays={"drift_px": np.zeros((2, 2))}, truth=truth)
+        write_series(tmp_path / name, series)
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
     s = read_series(tmp_path / "a.h5")
-    assert np.array_equal(s["frames"], frames)
-    assert s["attrs"]["material"] == "MoS2" and s["truth"]["element"].tolist() == ["Mo", "S2", "Mo"]
+    assert s.name == "a" and s.pixel_size_pm == 20.0 and s.n_frames == 2 and s.shape_px == (16, 16)
+    assert np.array_equal(s.frames, frames) and np.array_equal(s.drift_px, np.ones((2, 2)))
+    assert s.dose_e_per_A2 is None and s.in_focus() == (None, None)
+    assert s.attrs["material"] == "MoS2" and s.truth.element.tolist() == ["Mo", "S2", "Mo"]
+    assert np.array_equal(s.truth.positions(1, kinds=["metal"]), [[1.0, 0.0], [1.0, 0.0]])
+    assert np.array_equal(s.truth.extra["strain"], np.zeros((3, 3)))
+
+
+def test_series_needs_frames_and_pixel_size(tmp_path):
+    with pytest.raises(AtomlocInputError, match="pixel_size_pm > 0"):
+        Series(np.zeros((1, 8, 8)), {"material": "MoS2"})
+    with pytest.raises(AtomlocInputError, match=r"\[n, H, W\]"):
+        Series(np.zeros((8, 8)), {"pixel_size_pm": 20.0})
+    with pytest.raises(AtomlocInputError, match=r"truth lacks \['kind'\]"):
+        Truth.from_arrays({"x": np.zeros((1, 2)), "y": np.zeros((1, 2)), "element": np.array(["Mo", "Mo"])})
 
 
 def test_read_frame_loads_one_frame(tmp_path):
     frames = np.random.default_rng(1).random((3, 16, 16)).astype(np.float32)
-    write_series(tmp_path / "s.h5", frames, {"pixel_size_pm": 15.0})
+    write_series(tmp_path / "s.h5", Series(frames, {"pixel_size_pm": 15.0}))
     image, attrs = read_frame(tmp_path / "s.h5", 2)
     assert np.array_equal(image, frames[2]) and attrs["pixel_size_pm"] == 15.0
     with pytest.raises(AtomlocInputError, match="frame 3 requested but the series has 3"):

@@ -3,12 +3,12 @@ import pytest
 from scipy.spatial import cKDTree
 from skimage.feature import peak_local_max
 
-from atomloc.errors import AtomlocInputError
-from atomloc.io import read_library, write_library
-from atomloc.library import (LIBRARY_STRUCTURES, LibrarySpec, circular_mask_radius_A, electron_wavelength_A,
-                             peak_map, render_library_image, synthesize_library)
-from atomloc.metrics import nearest_neighbour_spacing
-from atomloc.structures import MATERIALS, build_atoms, project_columns
+from atomloc.core.errors import AtomlocInputError
+from atomloc.core.geometry import nearest_neighbour_spacing
+from atomloc.core.optics import circular_mask_radius_A, electron_wavelength_A
+from atomloc.io.training import read_library, write_library
+from atomloc.simulate.library import LIBRARY_STRUCTURES, LibrarySpec, peak_map, render_library_image, synthesize_library
+from atomloc.simulate.structures import MATERIALS, build_atoms, project_columns
 
 
 @pytest.fixture(scope="module")

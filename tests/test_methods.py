@@ -1,13 +1,11 @@
 import numpy as np
 import pytest
 
-from atomloc.errors import AtomlocInputError
-from atomloc.methods import available_methods, get_method, locate
-from atomloc.metrics import score_detections
-
-from atomloc.simulate import render_columns
-
-from conftest import mos2_frame, square_lattice, truth_xy
+from atomloc.analysis.metrics import score_detections
+from atomloc.core.errors import AtomlocInputError
+from atomloc.locate.registry import available_methods, get_method, locate
+from atomloc.simulate.render import render_columns
+from atomloc.testing import mos2_frame, square_lattice
 
 # RMSE bound (pm) at high dose (2000 e/px) on 20 pm pixels, about 1.2-1.5 x the value measured
 # when each method was added (in brackets).  The blob detectors return whole-pixel positions;
@@ -42,15 +40,48 @@ def test_registry_lists_methods_with_defaults():
         assert get_method(m).defaults["spacing_px"] == "auto"
 
 
+def test_defaults_come_from_the_signature_and_bad_signatures_are_refused():
+    import inspect
+
+    from atomloc.locate.registry import register
+
+    for name in available_methods():
+        m = get_method(name)
+        params = inspect.signature(m.func).parameters
+        assert m.defaults == {k: p.default for k, p in params.items() if k != "image"}, name
+
+    def no_default(image, spacing_px="auto", *, threshold):
+        return None
+
+    def fixed_spacing(image, spacing_px=5.0, *, threshold=0.1):
+        return None
+
+    def wrong_first(img, spacing_px="auto"):
+        return None
+
+    def fine(image, spacing_px="auto", *, threshold=0.1):
+        return None
+
+    with pytest.raises(TypeError, match=r"parameters \['threshold'\] need defaults"):
+        register("bad_no_default", "")(no_default)
+    with pytest.raises(TypeError, match="spacing_px must default to 'auto' \\(got 5.0\\)"):
+        register("bad_spacing", "")(fixed_spacing)
+    with pytest.raises(TypeError, match=r"takes \(image, spacing_px='auto', \*, \.\.\.\)"):
+        register("bad_first", "")(wrong_first)
+    with pytest.raises(ValueError, match="'gaussfit' is already registered"):
+        register("gaussfit", "")(fine)
+    assert not {"bad_no_default", "bad_spacing", "bad_first"} & set(available_methods())
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_high_dose_mos2_f1_and_rmse(method, mos2_high_dose):
     _needs(method)
     s = mos2_high_dose
-    img = s["frames"][0]
+    img = s.frames[0]
     pos = locate(img, method)
     assert list(pos.columns[:2]) == ["x", "y"]
-    score = score_detections(pos[["x", "y"]].to_numpy(), truth_xy(s), img.shape,
-                             pixel_size_pm=s["attrs"]["pixel_size_pm"])
+    score = score_detections(pos[["x", "y"]].to_numpy(), s.truth.positions(0), img.shape,
+                             pixel_size_pm=s.attrs["pixel_size_pm"])
     assert score.f1 >= 0.98
     assert score.rmse_pm <= RMSE_PM_MAX[method]
 
@@ -66,7 +97,7 @@ def test_gaussfit_needs_no_tuning_across_spacings(spacing_px):
 
 def test_gaussfit_beats_threshold_centroid_in_rmse():
     s = mos2_frame(electrons_per_px=600.0, seed=3)
-    img, ref = s["frames"][0], truth_xy(s)
+    img, ref = s.frames[0], s.truth.positions(0)
     rmse = {m: score_detections(locate(img, m)[["x", "y"]].to_numpy(), ref, img.shape).rmse_px
             for m in ("threshold_centroid", "gaussfit")}
     assert rmse["gaussfit"] < rmse["threshold_centroid"]
@@ -105,7 +136,7 @@ def test_subpixel_methods_need_no_tuning_across_spacings(method, spacing_px):
 
 
 def test_weighted_centroid_beats_plain_centroid(mos2_high_dose):
-    img, ref = mos2_high_dose["frames"][0], truth_xy(mos2_high_dose)
+    img, ref = mos2_high_dose.frames[0], mos2_high_dose.truth.positions(0)
     rmse = {m: score_detections(locate(img, m)[["x", "y"]].to_numpy(), ref, img.shape).rmse_px
             for m in ("threshold_centroid", "threshold_wcentroid")}
     assert rmse["threshold_wcentroid"] < rmse["threshold_centroid"]
@@ -128,7 +159,7 @@ def test_blob_methods_keep_bright_blobs_only(method):
 
 
 def test_findfoci_gaussian_centre_refines(mos2_high_dose):
-    img, ref = mos2_high_dose["frames"][0], truth_xy(mos2_high_dose)
+    img, ref = mos2_high_dose.frames[0], mos2_high_dose.truth.positions(0)
     scores = {c: score_detections(locate(img, "findfoci", centre_method=c)[["x", "y"]].to_numpy(), ref, img.shape)
               for c in ("max", "gaussian")}
     assert scores["gaussian"].f1 >= 0.98
@@ -136,9 +167,9 @@ def test_findfoci_gaussian_centre_refines(mos2_high_dose):
 
 
 def test_deconvolution_narrows_columns(mos2_high_dose):
-    from atomloc.methods import column_sigma, deconvolve
+    from atomloc.locate.classical import column_sigma, deconvolve
 
-    img = mos2_high_dose["frames"][0]
+    img = mos2_high_dose.frames[0]
     spacing = 9.12
     before = column_sigma(img, spacing)
     sharp = deconvolve(img, 0.7 * before, num_iter=10)
@@ -149,8 +180,8 @@ def test_deconvolution_narrows_columns(mos2_high_dose):
 def test_missing_optional_dependency_is_explained(monkeypatch):
     from dataclasses import replace
 
-    from atomloc import methods as registry
-    from atomloc.errors import MissingDependencyError
+    from atomloc.core.errors import MissingDependencyError
+    from atomloc.locate import registry
 
     fake = replace(registry.get_method("atomap"), requires=("no_such_package_xyz",))
     monkeypatch.setitem(registry._REGISTRY, "atomap", fake)

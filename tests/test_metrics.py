@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from atomloc.metrics import chamfer_distance, match_points, nearest_neighbour_spacing, score_detections
+from atomloc.analysis.metrics import chamfer_distance, match_points, score_detections
+from atomloc.core.geometry import nearest_neighbour_spacing
 
 
 def grid(n=10, step=10.0, offset=15.0):
@@ -74,7 +75,7 @@ def test_many_points_fast_enough_and_correct():
 
 
 def test_crlb_tends_to_the_analytic_limit():
-    from atomloc.metrics import gaussian_position_crlb_px
+    from atomloc.analysis.crlb import gaussian_position_crlb_px
 
     # no background, column much wider than a pixel: sqrt(2) s / sqrt(N), N = 2 pi s^2 A
     for A, s in [(100.0, 5.0), (10.0, 8.0)]:
@@ -87,8 +88,8 @@ def test_crlb_tends_to_the_analytic_limit():
 
 
 def test_gaussian_fits_approach_the_crlb_on_poisson_images():
-    from atomloc.metrics import gaussian_position_crlb_px, image_crlb_px
-    from atomloc.refine import fit_gaussians
+    from atomloc.analysis.crlb import gaussian_position_crlb_px, image_crlb_px
+    from atomloc.locate.refine import fit_gaussians
 
     rng = np.random.default_rng(5)
     A, s, B, a = 40.0, 1.6, 4.0, 12.0

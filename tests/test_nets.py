@@ -5,18 +5,30 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from atomloc.errors import AtomlocInputError
-from atomloc.library import peak_map
-from atomloc.methods import locate
-from atomloc.nets.heads import box_iou, local_maxima, nms_head, nms_squares, otsu_centroid_head, subpixel_parabola
-from atomloc.nets.models import (atomid_loss, build_model, chi_square_loss, load_checkpoint, predict,
-                                 save_checkpoint)
-from atomloc.nets.spec import TrainSpec
-from atomloc.nets.train import TrainingSet, series_set, train_model
-from atomloc.simulate import render_columns
-
-from conftest import square_lattice
-
+from atomloc.core.errors import AtomlocInputError
+from atomloc.learn.data import TrainingSet, series_set
+from atomloc.learn.spec import TrainSpec
+from atomloc.learn.train import train_model
+from atomloc.locate.nets.heads import (
+    box_iou,
+    local_maxima,
+    nms_head,
+    nms_squares,
+    otsu_centroid_head,
+    subpixel_parabola,
+)
+from atomloc.locate.nets.models import (
+    atomid_loss,
+    build_model,
+    chi_square_loss,
+    load_checkpoint,
+    predict,
+    save_checkpoint,
+)
+from atomloc.locate.registry import locate
+from atomloc.simulate.library import peak_map
+from atomloc.simulate.render import render_columns
+from atomloc.testing import square_lattice
 
 # --- NMS head ---------------------------------------------------------------------------------------
 
@@ -147,8 +159,10 @@ def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):
 def test_locate_without_a_model_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     img = np.random.default_rng(0).random((32, 32))
-    with pytest.raises(AtomlocInputError, match="snakemake --cores N results/models/atomid.pt"):
+    with pytest.raises(AtomlocInputError, match="atomid: no model given; train one with the workflow"):
         locate(img, "atomid")
+    with pytest.raises(AtomlocInputError, match=r"atomsegnet: no trained model at none\.pt; .*--model PATH"):
+        locate(img, "atomsegnet", model="none.pt")
 
 
 def test_locate_with_a_model_path(tmp_path):
@@ -175,7 +189,7 @@ def _toy_set(n, seed, shape=64):
         targets.append(peak_map((shape, shape), xy, 0.15 * s))
         spacing.append(s)
         pos.append(xy)
-    from atomloc.nets.models import normalise_input
+    from atomloc.locate.nets.models import normalise_input
 
     return TrainingSet(np.stack([normalise_input(i) for i in images]), np.stack(targets).astype(np.float32),
                        np.asarray(spacing, np.float32), pos, np.full(n, "toy"))
@@ -219,7 +233,7 @@ def test_series_tiles_carry_their_labels():
 
 
 def test_series_tiles_are_repeated_in_training_only():
-    from atomloc.nets.train import split_indices
+    from atomloc.learn.data import split_indices
 
     source = np.array(["library"] * 30 + ["series"] * 10)
     val, train = split_indices(source, 0.25, 3, np.random.default_rng(0))

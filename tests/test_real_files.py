@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atomloc.errors import AtomlocInputError
-from atomloc.io import import_series, read_image, read_microscope_file
+from atomloc.core.errors import AtomlocInputError
+from atomloc.io.images import read_image, read_microscope_file
+from atomloc.io.series import import_series
 
 
 def temul_examples() -> Path:
@@ -25,7 +26,7 @@ def test_real_files_keep_their_calibration(name, shape, pixel_pm):
     assert np.isfinite(frames).all() and frames.std() > 0
     assert read_image(temul_examples() / name).shape == shape
     series = import_series([temul_examples() / name])
-    assert series["attrs"]["pixel_size_pm"] == pytest.approx(pixel_pm, rel=1e-4)
+    assert series.attrs["pixel_size_pm"] == pytest.approx(pixel_pm, rel=1e-4)
 
 
 def test_emd_picks_the_haadf_signal():
@@ -36,7 +37,7 @@ def test_emd_picks_the_haadf_signal():
 def test_nanoparticle_spacing_from_the_high_pass_fallback():
     """The Au particles' thickness contrast hides the lattice from the plain autocorrelation; after the
     high-pass the spacing is that of Au's lattice fringes ({111} 2.35 Å, {200} 2.04 Å)."""
-    from atomloc.spacing import estimate_spacing
+    from atomloc.locate.spacing import estimate_spacing
 
     image, pixel_pm, _ = read_microscope_file(temul_examples() / "example_Au_nanoparticle.emd")
     with pytest.raises(AtomlocInputError, match="no repeat"):

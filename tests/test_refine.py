@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from atomloc.refine import fit_gaussians
-from atomloc.simulate import render_columns
+from atomloc.locate.refine import fit_gaussians
+from atomloc.simulate.render import render_columns
 
 
 def test_fits_recover_position_sigma_amplitude_noise_free():

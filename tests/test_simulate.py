@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from atomloc.errors import AtomlocInputError
-from atomloc.refine import fit_gaussians
-from atomloc.simulate import SeriesSpec, render_columns, simulate_series
-from atomloc.structures import build_atoms, project_columns
+from atomloc.core.errors import AtomlocInputError
+from atomloc.locate.refine import fit_gaussians
+from atomloc.simulate import SeriesSpec, simulate_series
+from atomloc.simulate.render import render_columns
+from atomloc.simulate.structures import build_atoms, project_columns
 
 
 def test_render_columns_peak_at_subpixel_position():
@@ -29,22 +30,22 @@ def test_mos2_projection_has_metal_and_s2_columns():
 def test_same_spec_same_bytes_and_truth_under_drift():
     spec = SeriesSpec(shape_px=(64, 64), n_frames=3, seed=5)
     a, b = simulate_series(spec), simulate_series(spec)
-    assert np.array_equal(a["frames"], b["frames"])
-    assert a["frames"].dtype == np.float32 and a["frames"].shape == (3, 64, 64)
+    assert np.array_equal(a.frames, b.frames)
+    assert a.frames.dtype == np.float32 and a.frames.shape == (3, 64, 64)
     # without scan distortion, truth moves with the rigid drift exactly
     rigid = simulate_series(SeriesSpec(shape_px=(64, 64), n_frames=3, seed=5, scan_creep_px=0.0,
                                        scan_wobble_px=0.0, scan_jitter_px=0.0))
-    moved = rigid["truth"]["x"][2] - rigid["truth"]["x"][0]
-    assert np.allclose(moved, rigid["drift_px"][2, 0])
-    assert not np.array_equal(simulate_series(SeriesSpec(shape_px=(64, 64), n_frames=3, seed=6))["frames"],
-                              a["frames"])
+    moved = rigid.truth.x[2] - rigid.truth.x[0]
+    assert np.allclose(moved, rigid.drift_px[2, 0])
+    assert not np.array_equal(simulate_series(SeriesSpec(shape_px=(64, 64), n_frames=3, seed=6)).frames,
+                              a.frames)
 
 
 def test_truth_sits_on_image_maxima_at_high_dose():
     spec = SeriesSpec(shape_px=(96, 96), n_frames=1, dose_e_per_A2=(1e7, 1e7), read_noise_counts=0, seed=2)
     s = simulate_series(spec)
-    img = s["frames"][0]
-    t = s["truth"]
+    img = s.frames[0]
+    t = s.truth.as_arrays()
     metal = (t["kind"] == "metal") & (t["x"][0] > 3) & (t["x"][0] < 92) & (t["y"][0] > 3) & (t["y"][0] < 92)
     xs, ys = np.rint(t["x"][0][metal]).astype(int), np.rint(t["y"][0][metal]).astype(int)
     for x, y in zip(xs, ys):
@@ -55,7 +56,7 @@ def test_truth_sits_on_image_maxima_at_high_dose():
 def test_mean_counts_follow_dose():
     lo = simulate_series(SeriesSpec(shape_px=(64, 64), n_frames=1, dose_e_per_A2=(1e4, 1e4), seed=1))
     hi = simulate_series(SeriesSpec(shape_px=(64, 64), n_frames=1, dose_e_per_A2=(1e5, 1e5), seed=1))
-    assert hi["frames"].mean() / lo["frames"].mean() == pytest.approx(10.0, rel=0.05)
+    assert hi.frames.mean() / lo.frames.mean() == pytest.approx(10.0, rel=0.05)
 
 
 @pytest.mark.parametrize("key,value", [("n_frames", 0), ("dose_e_per_A2", (5.0, 1.0)), ("material", "Unobtainium"),
@@ -78,21 +79,21 @@ def test_scan_distortion_moves_truth_and_image_together():
                       read_noise_counts=0.0, scan_creep_px=3.0, scan_wobble_px=0.8, defocus_nm=(0.0, 0.0),
                       astigmatism_nm=0.0, scan_jitter_px=0.0, seed=3)
     s = simulate_series(spec)
-    shift = s["scan_shift_px"]
+    shift = s.arrays["scan_shift_px"]
     assert shift.shape == (2, 128, 2)
     assert np.allclose(shift.mean(axis=1), 0.0, atol=1e-12)
     assert np.ptp(shift[:, :, 0], axis=1).max() > 1.0  # the rows really move
     for k in range(2):
-        x, y = s["truth"]["x"][k], s["truth"]["y"][k]
+        x, y = s.truth.x[k], s.truth.y[k]
         inside = (x > 8) & (x < 120) & (y > 8) & (y < 120)
-        fit = fit_gaussians(s["frames"][k], x[inside], y[inside], radius_px=3.0, sigma_px=2.0)
+        fit = fit_gaussians(s.frames[k], x[inside], y[inside], radius_px=3.0, sigma_px=2.0)
         assert fit.ok.all()
         err = np.hypot(fit.x - x[inside], fit.y - y[inside])
         assert np.percentile(err, 95) < 0.1  # a shift that varies along a column tilts it slightly
 
 
 def test_distorted_positions_inverts_row_shifts():
-    from atomloc.simulate import distorted_positions
+    from atomloc.simulate.render import distorted_positions
 
     rows = np.arange(100.0)
     shift = np.column_stack([0.02 * rows - 1.0, 1.5 * np.sin(rows / 15.0)])
@@ -108,7 +109,7 @@ def test_prism_needs_a_perfect_crystal():
 
 
 def test_probe_is_centred_symmetric_and_near_the_diffraction_limit():
-    from atomloc.simulate import probe_intensity
+    from atomloc.simulate.probe import probe_intensity
 
     p = probe_intensity(300.0, 25.0, 0.02, 256)
     assert p.sum() == pytest.approx(1.0)
@@ -124,7 +125,7 @@ def test_probe_is_centred_symmetric_and_near_the_diffraction_limit():
 
 
 def test_render_psf_equals_gaussian_rendering_with_scan_shifts():
-    from atomloc.simulate import render_psf
+    from atomloc.simulate.render import render_psf
 
     ov, sigma = 4, 1.7
     n = 128
@@ -147,14 +148,14 @@ def test_render_psf_equals_gaussian_rendering_with_scan_shifts():
 def test_truth_equals_noise_free_peaks(material, px_pm):
     s = simulate_series(SeriesSpec(material=material, shape_px=(128, 128), pixel_size_pm=px_pm, n_frames=2,
                                    seed=4))
-    off = s["truth"]["peak_offset_px"]
+    off = s.truth.extra["peak_offset_px"]
     dist = np.hypot(off[..., 0], off[..., 1])
     assert np.isfinite(dist).sum() > 20
     assert np.nanmedian(dist) <= 0.1
 
 
 def test_depth_of_field_formula():
-    from atomloc.simulate import depth_of_field_nm
+    from atomloc.core.optics import depth_of_field_nm
 
     # 300 kV: lambda = 1.9687 pm; 1.77 * 1.9687 pm / (25 mrad)^2 = 5.575 nm
     assert depth_of_field_nm(300.0, 25.0) == pytest.approx(5.575, rel=1e-3)
@@ -162,7 +163,7 @@ def test_depth_of_field_formula():
 
 def test_truth_equals_noise_free_peaks_within_the_depth_of_field():
     """Over the default ±5 nm the in-focus frames keep their peaks on the truth (issue 3's ≤ 0.1 px)."""
-    from atomloc.simulate import peak_offset_medians
+    from atomloc.simulate.series import peak_offset_medians
 
     s = simulate_series(SeriesSpec(material="ReS2", shape_px=(96, 96), pixel_size_pm=15.0, n_frames=8,
                                    defocus_nm=(-5.0, 5.0), seed=2))
@@ -180,14 +181,14 @@ def test_applied_drift_equals_stored_drift():
                       scan_wobble_px=0.0, scan_jitter_px=0.0, defocus_nm=(0.0, 0.0), astigmatism_nm=0.0, seed=9)
     s = simulate_series(spec, return_clean=True)
     for k in (1, 2):
-        moving, reference = s["clean"][k] - s["clean"][k].mean(), s["clean"][0] - s["clean"][0].mean()
+        moving, reference = s.clean[k] - s.clean[k].mean(), s.clean[0] - s.clean[0].mean()
         # plain cross-correlation: phase correlation of a lattice is ambiguous between its peaks
         shift, _, _ = phase_cross_correlation(moving, reference, upsample_factor=100, normalization=None)
-        assert shift[::-1] == pytest.approx(s["drift_px"][k], abs=0.05)  # (row, col) -> (x, y)
+        assert shift[::-1] == pytest.approx(s.drift_px[k], abs=0.05)  # (row, col) -> (x, y)
 
 
 def test_mean_counts_equal_the_dose_through_the_model():
-    from atomloc.simulate import frame_psf
+    from atomloc.simulate.probe import frame_psf
 
     spec = SeriesSpec(shape_px=(256, 256), n_frames=2, dose_e_per_A2=(2e4, 2e4), read_noise_counts=0.0,
                       defocus_nm=(0.0, 0.0), astigmatism_nm=0.0, seed=2)
@@ -201,24 +202,24 @@ def test_mean_counts_equal_the_dose_through_the_model():
     amplitude = spec.collection_fraction * w / w.max() / psf.max()
     fraction = spec.background_fraction + amplitude.sum() / ov ** 2 / cell_area_px
     expected = 2e4 * px_A ** 2 * fraction
-    assert s["frames"].mean() == pytest.approx(expected, rel=0.02)
+    assert s.frames.mean() == pytest.approx(expected, rel=0.02)
 
 
 def test_vacancies_dopants_and_voids():
     base = dict(shape_px=(128, 128), n_frames=1, seed=3)
-    pristine = simulate_series(SeriesSpec(**base))["truth"]
-    vac = simulate_series(SeriesSpec(**base, metal_vacancy_rate=0.2, chalcogen_vacancy_rate=0.3))["truth"]
+    pristine = simulate_series(SeriesSpec(**base)).truth.as_arrays()
+    vac = simulate_series(SeriesSpec(**base, metal_vacancy_rate=0.2, chalcogen_vacancy_rate=0.3)).truth.as_arrays()
     n_metal = (pristine["kind"] == "metal").sum()
     assert (vac["kind"] == "metal").sum() == pytest.approx(0.8 * n_metal, rel=0.1)
     # an S2 column keeps both atoms with p = 0.49, one (element "S", occupancy 0.5) with p = 0.42
     s_cols = vac["kind"] == "chalcogen"
     assert (vac["element"][s_cols] == "S").mean() == pytest.approx(0.42 / 0.91, abs=0.05)
     assert np.all(vac["occupancy"][vac["element"] == "S"] == 0.5)
-    dop = simulate_series(SeriesSpec(**base, dopant_element="W", dopant_rate=0.25))["truth"]
+    dop = simulate_series(SeriesSpec(**base, dopant_element="W", dopant_rate=0.25)).truth.as_arrays()
     metal = dop["kind"] == "metal"
     assert (dop["element"][metal] == "W").mean() == pytest.approx(0.25, abs=0.05)
     assert set(dop["element"][metal]) == {"Mo", "W"}
-    void = simulate_series(SeriesSpec(**base, void_count=1, void_radius_A=(8.0, 8.0)))["truth"]
+    void = simulate_series(SeriesSpec(**base, void_count=1, void_radius_A=(8.0, 8.0))).truth.as_arrays()
     lost = len(pristine["x"][0]) - len(void["x"][0])
     # a disc of radius 8 A holds pi 64 / 8.65 A^2 x 2 columns, unless it reaches past the margin
     assert 0 < lost <= np.pi * 64 / 8.65 * 2 * 1.3
@@ -228,21 +229,21 @@ def test_rotated_grain_and_bilayer_and_single_atoms():
     from scipy.spatial import cKDTree
 
     grain = simulate_series(SeriesSpec(shape_px=(128, 128), n_frames=1, grain_radius_A=10.0, scan_creep_px=0.0,
-                                       scan_wobble_px=0.0, scan_jitter_px=0.0, seed=1))["truth"]
+                                       scan_wobble_px=0.0, scan_jitter_px=0.0, seed=1)).truth.as_arrays()
     xy = np.column_stack([grain["x"][0], grain["y"][0]])
     assert cKDTree(xy).query(xy, k=2)[0][:, 1].min() >= 0.8 * 3.16 / np.sqrt(3) / 0.2 - 1e-6
-    bi = simulate_series(SeriesSpec(material="MoS2_bilayer", shape_px=(64, 64), n_frames=1, seed=1))["truth"]
+    bi = simulate_series(SeriesSpec(material="MoS2_bilayer", shape_px=(64, 64), n_frames=1, seed=1)).truth.as_arrays()
     assert set(bi["element"]) == {"MoS2"} and np.allclose(bi["weight"], bi["weight"][0])
     atoms = simulate_series(SeriesSpec(material="amorphous_C_atoms", shape_px=(128, 128), n_frames=1,
-                                       seed=1))["truth"]
+                                       seed=1)).truth.as_arrays()
     assert set(atoms["element"]) == {"Pt"}  # the carbon film is rendered, never in the truth
 
 
 def test_contamination_and_ramp_raise_the_background_smoothly():
     base = dict(shape_px=(128, 128), n_frames=1, dose_e_per_A2=(1e5, 1e5), read_noise_counts=0.0, seed=5)
-    clean = simulate_series(SeriesSpec(**base), return_clean=True)["clean"][0]
+    clean = simulate_series(SeriesSpec(**base), return_clean=True).clean[0]
     dirty = simulate_series(SeriesSpec(**base, contamination_blobs=2, contamination_fraction=0.02,
-                                       ramp_fraction=0.01), return_clean=True)["clean"][0]
+                                       ramp_fraction=0.01), return_clean=True).clean[0]
     extra = dirty - clean
     px_A2 = 0.2 ** 2
     assert extra.min() >= 0 and extra.max() <= 1e5 * px_A2 * (2 * 0.02 + 0.02 + 0.01) + 1e-9
@@ -256,7 +257,7 @@ def test_shipped_res2_cif_matches_the_built_in_cell():
 
     import ase.io
 
-    from atomloc.structures import _res2
+    from atomloc.simulate.structures import _res2
 
     cif = ase.io.read(Path(__file__).parents[1] / "resources" / "structures" / "ReS2_1Tpp.cif")
     ref = _res2()
@@ -267,9 +268,11 @@ def test_shipped_res2_cif_matches_the_built_in_cell():
 
 def test_linear_model_agrees_with_multislice_on_a_small_cell():
     """The validation path: abTEM multislice HAADF (45-180 mrad) of a MoS2 cell vs the linear model."""
-    from atomloc.simulate import (abtem_cell_images, noise_free_peak_offsets, point_spread_function,
-                                  probe_intensity, render_psf, sample_cell_image)
-    from atomloc.structures import tile_columns
+    from atomloc.simulate.abtem_path import abtem_cell_images, sample_cell_image
+    from atomloc.simulate.probe import point_spread_function, probe_intensity
+    from atomloc.simulate.render import render_psf
+    from atomloc.simulate.series import noise_free_peak_offsets
+    from atomloc.simulate.structures import tile_columns
 
     ms = abtem_cell_images("MoS2", "multislice", 300.0, 25.0, [0.0], supercell_A=10.0)
     px, shape = 0.05, (192, 192)

@@ -13,7 +13,6 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-
 from test_workflow import REPO, TINY, copy_repo
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]

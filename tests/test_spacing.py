@@ -1,17 +1,16 @@
 import numpy as np
 import pytest
 
-from atomloc.errors import AtomlocInputError
-from atomloc.spacing import autocorrelation, estimate_spacing
-
-from conftest import mos2_frame, square_lattice
+from atomloc.core.errors import AtomlocInputError
+from atomloc.locate.spacing import autocorrelation, estimate_spacing
+from atomloc.testing import mos2_frame, square_lattice
 
 
 @pytest.mark.parametrize("spacing_px", [4.0, 5.5, 8.0, 12.0, 17.0, 25.0, 33.0, 40.0])
 def test_mos2_spacing_within_5_percent(spacing_px):
     shape = (max(128, int(7 * spacing_px)),) * 2
     series = mos2_frame(spacing_px=spacing_px, shape=shape, electrons_per_px=400.0, seed=int(spacing_px))
-    est = estimate_spacing(series["frames"][0])
+    est = estimate_spacing(series.frames[0])
     assert est == pytest.approx(spacing_px, rel=0.05)
 
 

@@ -3,9 +3,17 @@
 import numpy as np
 import pytest
 
-from atomloc.errors import AtomlocInputError
-from atomloc.strain import (applied_strain, gpa_strain, lattice_parameter_precision, lattice_vectors_from_positions,
-                            reference_lattice, rotated_lattice_px, sample_map, strain_from_positions)
+from atomloc.analysis.strain import (
+    gpa_strain,
+    lattice_parameter_precision,
+    lattice_vectors_from_positions,
+    reference_lattice,
+    sample_map,
+    strain_from_positions,
+)
+from atomloc.core.errors import AtomlocInputError
+from atomloc.core.geometry import rotated_lattice_px
+from atomloc.simulate.strain_fields import applied_strain
 
 
 def honeycomb(a_px=12.0, n=20, rotation_deg=17.0):
@@ -157,11 +165,11 @@ def test_simulated_strain_field_is_in_the_truth(field):
                       scan_creep_px=0.0, scan_wobble_px=0.0, strain_field=field, strain_magnitude=0.02,
                       strain_radius_A=8.0, dose_e_per_A2=(1e4, 1e4), seed=4)
     series = simulate_series(spec)
-    lattice = series["attrs"]["lattice_px"]
+    lattice = series.attrs["lattice_px"]
     assert np.hypot(*lattice[0]) == pytest.approx(315.9 / 20.0, rel=0.01)  # MoS2 a = 3.16 Å
-    xy = np.column_stack([series["truth"]["x"][0], series["truth"]["y"][0]])
+    xy = np.column_stack([series.truth.x[0], series.truth.y[0]])
     table = strain_from_positions(xy, lattice)
-    applied = series["truth"]["strain"]
+    applied = series.truth.extra["strain"]
     ok = table["exx"].notna().to_numpy()
     assert ok.mean() > 0.8
     # the ±a/±b finite difference of a smooth field: exact for uniform, O(a^2) curvature error otherwise

@@ -4,8 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atomloc.tables import (compact_markdown, conditions_table, dose_bins, dose_table, hardest_and_easiest, split_rows,
-                            summarise, write_table)
+from atomloc.analysis.tables import (
+    compact_markdown,
+    conditions_table,
+    dose_bins,
+    dose_table,
+    hardest_and_easiest,
+    split_rows,
+    summarise,
+    write_table,
+)
 
 
 def per_image():
@@ -83,7 +91,7 @@ def test_compact_markdown_and_write(tmp_path):
 
 
 def test_read_table_or_empty(tmp_path):
-    from atomloc.tables import read_table_or_empty
+    from atomloc.analysis.tables import read_table_or_empty
 
     (tmp_path / "empty.csv").write_text("")
     assert read_table_or_empty(tmp_path / "empty.csv").empty

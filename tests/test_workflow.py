@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import re
 import shutil
@@ -14,9 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from atomloc.io import read_training_pairs
-from atomloc.library import LibrarySpec
+from atomloc.io.training import read_training_pairs
+from atomloc.series.align import align_series
 from atomloc.simulate import SeriesSpec
+from atomloc.simulate.library import LibrarySpec
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "tests/config/tiny.yaml"
@@ -272,6 +274,10 @@ def test_schema_defaults_equal_code_defaults():
         value = getattr(lib_defaults, key)
         assert (list(value) if isinstance(value, tuple) else value) == spec["default"], key
     assert set(lib_props) == {f.name for f in dataclasses.fields(LibrarySpec)}
+    align_props = schema["properties"]["align"]["properties"]
+    align_defaults = inspect.signature(align_series).parameters
+    for key, spec in align_props.items():
+        assert align_defaults[key].default == spec["default"], key
 
     def walk(node, path="config"):
         if isinstance(node, dict) and "properties" in node:

@@ -4,11 +4,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir)))
 
-from atomloc.errors import AtomlocInputError, MissingDependencyError
-from atomloc.methods import get_method
-from atomloc.library import LibrarySpec
-from atomloc.nets.spec import TrainSpec
-from atomloc.simulate import SeriesSpec
+from atomloc.core.errors import AtomlocInputError, MissingDependencyError
+from atomloc.learn.spec import TrainSpec
+from atomloc.locate.learned import BLOB_HEADS
+from atomloc.locate.nets import ARCHITECTURES
+from atomloc.locate.registry import get_method
+from atomloc.simulate.library import LibrarySpec
+from atomloc.simulate.spec import SeriesSpec
+
+LEARNED = ARCHITECTURES  # the learned methods: each is trained by train_model and run by infer_learned
+HEADS = BLOB_HEADS  # atomid's alternative detection heads (table 3); nms is atomid itself
 
 
 def _sorted_keys(node):
@@ -27,8 +32,8 @@ config.update(_sorted_keys(config))
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_\-]*",
     method=r"[A-Za-z0-9_]+",
-    model=r"atomid|atomsegnet",
-    head=r"log|dog|doh",
+    model="|".join(LEARNED),
+    head="|".join(HEADS),
 
 
 def _check_config():
@@ -54,7 +59,7 @@ def _check_config():
             raise AtomlocInputError(f"datasets[{name}]: split: strain needs a simulated crystal (its strain_field "
                                     "is the truth the strain maps are scored against)")
     LibrarySpec.from_mapping(config["library"], name="library")
-    for name in set(config["methods"]) & {"atomid", "atomsegnet"}:
+    for name in sorted(set(config["methods"]) & set(LEARNED)):
         if name not in config["models"]:
             raise AtomlocInputError(f"methods.{name}: a learned method needs its training under models.{name}")
     for name, entry in config["models"].items():
@@ -125,7 +130,6 @@ TRAIN_DATASETS = _split_names("train")
 # Every dataset but the train split is run through every method and scored.
 SCORED_DATASETS = sorted(d["name"] for d in config["datasets"] if d.get("split", "test") != "train")
 STRAIN_DATASETS = _split_names("strain")
-HEADS = ("log", "dog", "doh")  # atomid's alternative detection heads (table 3); nms is atomid itself
 
 
 def dataset_splits():
@@ -133,7 +137,6 @@ def dataset_splits():
     return {d["name"]: d.get("split", "test") for d in config["datasets"]}
 SIMULATED = _source_names("simulate")
 IMPORTED = _source_names("files")
-LEARNED = ("atomid", "atomsegnet")
 
 
 def _skipped_methods():

@@ -61,7 +61,7 @@ rule infer_learned:
     benchmark:
         "results/benchmarks/infer/{method}/{dataset}.tsv"
     wildcard_constraints:
-        method=r"atomid|atomsegnet",
+        method="|".join(LEARNED),
     threads: 1
     resources:
         mem_mb=3000,

@@ -1,16 +1,26 @@
 from _common import start_log
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
-from atomloc.evaluate import evaluate_series
-from atomloc.io import atomic_path
+from atomloc.analysis.evaluate import evaluate_series
+from atomloc.core.errors import AtomlocInputError
+from atomloc.io.files import atomic_path
+from atomloc.io.positions import read_positions
+from atomloc.io.series import read_series
 
 log = start_log(snakemake)  # noqa: F821
 inp = snakemake.input
 tables = []
 for series, labels, positions, timing, crlb in zip(inp.series, inp.labels, inp.positions, inp.timing, inp.crlb):
-    table = evaluate_series(series, labels, positions, timing, transfer=snakemake.params.transfer,
-                            crlb=pd.read_csv(crlb), **snakemake.params.scoring)
+    try:
+        table = evaluate_series(read_series(series), read_positions(labels), read_positions(positions),
+                                json.loads(Path(timing).read_text())["seconds"], transfer=snakemake.params.transfer,
+                                crlb=pd.read_csv(crlb), **snakemake.params.scoring)
+    except AtomlocInputError as exc:
+        raise AtomlocInputError(f"{positions}: {exc}") from None
     log.info("%s: F1 per frame %s", series, table.loc[table.reference == table.reference.iloc[0], "f1"].round(4)
              .tolist())
     tables.append(table)

@@ -3,11 +3,12 @@ from _common import start_log
 import numpy as np
 import pandas as pd
 
-from atomloc.evaluate import label_errors_pm
-from atomloc.io import read_positions, read_series
-from atomloc.label import select_transfer
+from atomloc.analysis.evaluate import label_errors_pm
+from atomloc.analysis.tables import read_table_or_empty, split_rows
+from atomloc.io.positions import read_positions
+from atomloc.io.series import read_series
 from atomloc.plotting import plot_curves, plot_point_maps, plot_rmse_vs_crlb, plot_training_curves
-from atomloc.tables import read_table_or_empty, split_rows
+from atomloc.series.label import select_transfer
 
 log = start_log(snakemake)  # noqa: F821
 out = snakemake.output
@@ -45,17 +46,17 @@ plot_training_curves(histories, paths("training_curves"))
 
 # Label errors: the reference labels vs the truth on the reference frame and on the frame they transfer worst to.
 series = read_series(snakemake.input.series)
-if "truth" in series:
-    ref_index = int(read_series(snakemake.input.aligned)["attrs"]["reference_index"])
+if series.truth is not None:
+    ref_index = int(read_series(snakemake.input.aligned).attrs["reference_index"])
     labels = select_transfer(read_positions(snakemake.input.labels), snakemake.params.transfer)
-    maps = [(frame, *label_errors_pm(series, labels, frame)) for frame in range(len(series["frames"]))]
+    maps = [(frame, *label_errors_pm(series, labels, frame)) for frame in range(series.n_frames)]
     worst = max((m for m in maps if m[0] != ref_index), key=lambda m: np.nanmedian(m[2]), default=maps[ref_index])
     panels = [{"xy": m[1], "values": m[2], "title": f"frame {m[0]}{' (reference)' if m[0] == ref_index else ''}: "
                                                     f"median {np.nanmedian(m[2]):.1f} pm"}
               for m in (maps[ref_index], worst)]
-    plot_point_maps(panels, paths("label_errors"), series["frames"].shape[1:], cmap="viridis", symmetric=False,
+    plot_point_maps(panels, paths("label_errors"), series.shape_px, cmap="viridis", symmetric=False,
                     label="label error |label - truth| (pm)",
                     suptitle=f"{snakemake.params.dataset}: reference-label error per true column (blank: no label)")
 else:
-    plot_point_maps([], paths("label_errors"), series["frames"].shape[1:], suptitle="no truth: label errors unknown")
+    plot_point_maps([], paths("label_errors"), series.shape_px, suptitle="no truth: label errors unknown")
 log.info("figures written")

@@ -1,10 +1,10 @@
 from _common import start_log
 
-from dataclasses import asdict
 import json
+from dataclasses import asdict
 
-from atomloc.io import write_library
-from atomloc.library import LibrarySpec, synthesize_library
+from atomloc.io.training import write_library
+from atomloc.simulate.library import LibrarySpec, synthesize_library
 
 log = start_log(snakemake)  # noqa: F821
 spec = LibrarySpec.from_mapping(snakemake.params.spec, name="library")

@@ -2,8 +2,16 @@ from _common import start_log
 
 import pandas as pd
 
-from atomloc.tables import (compact_markdown, conditions_table, dose_table, markdown_summary, read_table_or_empty,
-                            split_rows, summarise, write_table)
+from atomloc.analysis.tables import (
+    compact_markdown,
+    conditions_table,
+    dose_table,
+    markdown_summary,
+    read_table_or_empty,
+    split_rows,
+    summarise,
+    write_table,
+)
 
 log = start_log(snakemake)  # noqa: F821
 out = snakemake.output

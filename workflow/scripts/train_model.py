@@ -2,10 +2,12 @@ from _common import start_log
 
 import torch
 
-from atomloc.io import atomic_path, read_library, read_training_pairs
-from atomloc.nets.models import save_checkpoint
-from atomloc.nets.spec import TrainSpec
-from atomloc.nets.train import TrainingSet, library_set, series_set, train_model
+from atomloc.io.files import atomic_path
+from atomloc.io.training import read_library, read_training_pairs
+from atomloc.learn.data import TrainingSet, library_set, series_set
+from atomloc.learn.spec import TrainSpec
+from atomloc.learn.train import train_model
+from atomloc.locate.nets.models import save_checkpoint
 
 log = start_log(snakemake)  # noqa: F821
 torch.set_num_threads(snakemake.threads)

@@ -1,0 +1,47 @@
+"""Checks and normalisation of 2-D grey images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from atomloc.core.errors import AtomlocInputError
+
+
+def validate_image(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Check that ``image`` is a usable 2-D grey image and return it as float64.
+
+    Parameters
+    ----------
+    image : ndarray
+        Candidate image.
+    name : str
+        File or variable name used in error messages.
+
+    Raises
+    ------
+    AtomlocInputError
+        If the image is not 2-D, is smaller than 8 x 8 pixels, has a non-numeric
+        dtype, contains NaN or infinity, or is constant.
+    """
+    arr = np.asarray(image)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise AtomlocInputError(f"{name}: unsupported dtype {arr.dtype}; expected integer or float pixels")
+    if arr.ndim != 2:
+        raise AtomlocInputError(f"{name}: expected a 2-D grey image, got shape {arr.shape}")
+    if min(arr.shape) < 8:
+        raise AtomlocInputError(f"{name}: image of shape {arr.shape} is too small (minimum 8 x 8 pixels)")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise AtomlocInputError(f"{name}: image contains {n_bad} NaN or infinite pixels")
+    if np.ptp(arr) == 0:
+        raise AtomlocInputError(f"{name}: image is constant (every pixel = {arr.flat[0]:g}); nothing to locate")
+    return arr
+
+
+def normalise(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
+    """Scale an image so that its ``low_pct`` / ``high_pct`` percentiles map to 0 / 1."""
+    lo, hi = np.percentile(image, [low_pct, high_pct])
+    if hi <= lo:
+        lo, hi = image.min(), image.max()
+    return (image - lo) / (hi - lo)

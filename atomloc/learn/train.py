@@ -1,0 +1,120 @@
+"""The training loop of the learned locators (data: :mod:`atomloc.learn.data`).
+
+One epoch is one pass over the training images (tiles from labelled series
+``series_repeat`` times) in a seeded random order with random flips and
+90-degree rotations; the learning rate drops by ``lr_gamma`` every
+``lr_step_epochs``; the checkpoint with the best validation F1 (ties: lower
+validation loss) is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+import torch
+
+from atomloc.analysis.metrics import score_detections
+from atomloc.core.errors import AtomlocInputError
+from atomloc.learn.data import TrainingSet, _augment, split_indices
+from atomloc.learn.spec import TrainSpec
+from atomloc.locate.nets import ATOMID
+from atomloc.locate.nets.heads import nms_head, otsu_centroid_head
+from atomloc.locate.nets.models import atomid_loss, build_model, chi_square_loss, pick_device, predict
+
+
+def _loss(model, spec, x, y, s):
+    if spec.architecture == ATOMID:
+        conf, sp = model(x)
+        return atomid_loss(conf, sp, y, s, spec.lambda_map)
+    return chi_square_loss(model(x), y)
+
+
+def detect(maps: np.ndarray, spacing_px, spec: TrainSpec) -> list[pd.DataFrame]:
+    """The architecture's own head on each map (NMS for atomid, Otsu + centroid for atomsegnet)."""
+    if spec.architecture == ATOMID:
+        return [nms_head(m, float(s), spec.min_confidence) for m, s in zip(maps, spacing_px)]
+    return [otsu_centroid_head(m) for m in maps]
+
+
+def validation_f1(model, data: TrainingSet, spec: TrainSpec) -> float:
+    """Mean F1 of the model's detections against the label positions of ``data``."""
+    maps, spacing = predict(model, data.images, batch_size=spec.batch_size)
+    found = detect(maps, spacing if spacing is not None else data.spacing_px, spec)
+    f1 = [score_detections(d[["x", "y"]].to_numpy(), ref, m.shape).f1
+          for d, ref, m in zip(found, data.positions, maps) if len(ref) >= 2]
+    return float(np.mean(f1)) if f1 else float("nan")
+
+
+def train_model(data: TrainingSet, spec: TrainSpec, device: str | None = None, progress: bool = False,
+                log=None) -> tuple[torch.nn.Module, pd.DataFrame, dict]:
+    """Train a model on ``data``; return the best model, the per-epoch history and a summary.
+
+    The history has one row per epoch: ``epoch, lr, train_loss, val_loss,
+    val_f1, seconds``.  Training is seeded by ``spec.seed`` (weights, split,
+    order, augmentation).
+    """
+    from tqdm import tqdm
+
+    spec.check()
+    if len(data) < 2:
+        raise AtomlocInputError(f"training: need at least 2 images, got {len(data)}")
+    dev = pick_device(device)
+    torch.manual_seed(spec.seed)
+    rng = np.random.default_rng(spec.seed)
+    gen = torch.Generator().manual_seed(spec.seed)
+    val_idx, train_idx = split_indices(data.source, spec.val_frac, spec.series_repeat, rng)
+    n_val, n_train = len(val_idx), len(np.unique(train_idx))
+    val = TrainingSet(data.images[val_idx], data.targets[val_idx], data.spacing_px[val_idx],
+                      [data.positions[i] for i in val_idx], data.source[val_idx])
+    model = build_model(spec.architecture, spec.base_channels, spec.depth).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=spec.lr_step_epochs, gamma=spec.lr_gamma)
+    x_all = torch.from_numpy(data.images).unsqueeze(1)
+    y_all = torch.from_numpy(data.targets).unsqueeze(1)
+    s_all = torch.from_numpy(data.spacing_px)
+    rows, best, best_state = [], None, None
+    for epoch in range(1, spec.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = train_idx[rng.permutation(len(train_idx))]
+        total = 0.0
+        batches = range(0, len(perm), spec.batch_size)
+        for b in tqdm(batches, desc=f"epoch {epoch}/{spec.epochs}", disable=not progress, leave=False):
+            idx = torch.from_numpy(perm[b:b + spec.batch_size])
+            if len(idx) < 2:  # batch norm needs two images
+                continue
+            x, y = _augment(x_all[idx], y_all[idx], gen)
+            loss = _loss(model, spec, x.to(dev), y.to(dev), s_all[idx].to(dev))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        model.eval()
+        with torch.no_grad():
+            val_loss = float(_loss(model, spec, torch.from_numpy(val.images).unsqueeze(1).to(dev),
+                                   torch.from_numpy(val.targets).unsqueeze(1).to(dev),
+                                   torch.from_numpy(val.spacing_px).to(dev))) if len(val) else float("nan")
+        val_f1 = validation_f1(model, val, spec) if len(val) else float("nan")
+        rows.append({"epoch": epoch, "lr": lr, "train_loss": total / max(len(perm), 1), "val_loss": val_loss,
+                     "val_f1": val_f1, "seconds": time.perf_counter() - t0})
+        if log is not None:
+            log.info("epoch %d: lr %.2g, train loss %.4g, val loss %.4g, val F1 %.4f", epoch, lr,
+                     rows[-1]["train_loss"], val_loss, val_f1)
+        key = (np.nan_to_num(val_f1, nan=-1.0), -np.nan_to_num(val_loss, nan=np.inf))
+        if best is None or key > best:
+            best = key
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_epoch = epoch
+    model.load_state_dict(best_state)
+    model.eval()
+    history = pd.DataFrame(rows)
+    summary = {"best_epoch": best_epoch, "val_f1": rows[best_epoch - 1]["val_f1"],
+               "val_loss": rows[best_epoch - 1]["val_loss"], "n_train": int(n_train), "n_val": int(n_val),
+               "sources": {str(k): int(v) for k, v in zip(*np.unique(data.source, return_counts=True))},
+               "device": str(dev), "spec": asdict(spec)}
+    return model, history, summary

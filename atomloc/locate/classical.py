@@ -1,0 +1,309 @@
+"""Classical locators: threshold + centroid, scikit-image blob detectors, local maxima +
+2-D Gaussian fit, FindFoci and Richardson-Lucy deconvolution + Gaussian fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from skimage.feature import blob_dog, blob_doh, blob_log, peak_local_max
+from skimage.filters import threshold_otsu
+from skimage.measure import label
+from skimage.restoration import richardson_lucy
+
+from atomloc.core.errors import AtomlocInputError
+from atomloc.core.image import normalise
+from atomloc.locate.findfoci import find_foci
+from atomloc.locate.refine import refine_peaks
+from atomloc.locate.registry import AUTO, _auto, _positive, register
+
+
+def _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px):
+    """Smooth, scale to 0-1, threshold; return the label image, the smoothed image and the threshold."""
+    sigma = _positive("smooth_sigma_px", _auto(smooth_sigma_px, 0.1 * spacing_px))
+    min_area = _auto(min_area_px, max(1.0, 0.05 * spacing_px ** 2))
+    smooth = normalise(ndimage.gaussian_filter(image, sigma))
+    t = threshold_otsu(smooth) if threshold == "otsu" else float(threshold)
+    labels = label(smooth > t)
+    area = np.bincount(labels.ravel())
+    small = area < min_area
+    small[0] = True
+    labels[small[labels]] = 0
+    return labels, smooth, t
+
+
+def _components_table(labels, weights, smooth):
+    """Centroid of each labelled component, weighted by ``weights`` (ones = plain centroid)."""
+    index = np.unique(labels[labels > 0])
+    if len(index) == 0:
+        return pd.DataFrame({"x": [], "y": [], "score": []})
+    rows, cols = np.indices(labels.shape)
+    total = ndimage.sum(weights, labels, index)
+    total = np.where(total > 0, total, 1.0)
+    return pd.DataFrame({"x": ndimage.sum(weights * cols, labels, index) / total,
+                         "y": ndimage.sum(weights * rows, labels, index) / total,
+                         "score": ndimage.mean(smooth, labels, index)})
+
+
+@register("threshold_centroid",
+          "Gaussian smoothing, global threshold (Otsu or fixed, on the image scaled to 0-1), "
+          "connected components, unweighted centroid of each component.")
+def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px=AUTO, threshold="otsu", min_area_px=AUTO):
+    """Threshold + plain centroid of each connected component.
+
+    ``smooth_sigma_px`` auto = 0.1 x spacing; ``min_area_px`` auto = 0.05 x
+    spacing^2 (components smaller than this are noise).  ``threshold`` is
+    ``"otsu"`` or a number in [0, 1] on the percentile-normalised image.
+    """
+    labels, smooth, _ = _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px)
+    return _components_table(labels, np.ones_like(smooth), smooth)
+
+
+@register("threshold_wcentroid",
+          "As threshold_centroid, but each component's centre is its intensity-weighted centroid "
+          "(weights: smoothed intensity above the threshold).")
+def threshold_wcentroid(image, spacing_px=AUTO, *, smooth_sigma_px=AUTO, threshold="otsu", min_area_px=AUTO):
+    """Threshold + intensity-weighted centroid of each connected component.
+
+    The weights are the smoothed intensity above the threshold, so the pedestal
+    does not pull the centre to the component's geometric centre.  Parameters
+    as :func:`threshold_centroid`.
+    """
+    labels, smooth, t = _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px)
+    return _components_table(labels, np.clip(smooth - t, 0.0, None), smooth)
+
+
+def blob_sigma_range(spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO):
+    """(min, max) blob sigma in pixels: the study's max = sqrt(spacing) capped at 10; min = 0.1 x spacing, >= 0.5 px."""
+    min_sigma = _positive("min_sigma_px", _auto(min_sigma_px, max(0.5, 0.1 * spacing_px)))
+    max_sigma = _positive("max_sigma_px", _auto(max_sigma_px, max(min_sigma, min(np.sqrt(spacing_px), 10.0))))
+    if max_sigma < min_sigma:
+        raise AtomlocInputError(f"max_sigma_px ({max_sigma}) must be >= min_sigma_px ({min_sigma})")
+    return min_sigma, max_sigma
+
+
+def _detect_blobs(detector, image, spacing_px, min_sigma_px, max_sigma_px, **kwargs):
+    """Run a scikit-image blob detector on the 0-1 scaled image with the spacing's sigma range."""
+    min_sigma, max_sigma = blob_sigma_range(spacing_px, min_sigma_px, max_sigma_px)
+    img = normalise(image)
+    return _blob_table(img, detector(img, min_sigma=min_sigma, max_sigma=max_sigma, **kwargs))
+
+
+def _blob_table(img, blobs):
+    """Positions of bright blobs (rows y, x, sigma); dark blobs (positive Laplacian) are dropped."""
+    blobs = np.asarray(blobs, dtype=np.float64).reshape(-1, 3)
+    r, c = blobs[:, 0].astype(int), blobs[:, 1].astype(int)
+    lap = np.zeros(len(blobs))
+    score = np.zeros(len(blobs))
+    for sigma in np.unique(blobs[:, 2]):
+        sel = blobs[:, 2] == sigma
+        lap[sel] = ndimage.gaussian_laplace(img, sigma)[r[sel], c[sel]]
+        score[sel] = ndimage.gaussian_filter(img, sigma)[r[sel], c[sel]]
+    bright = lap < 0
+    return pd.DataFrame({"x": blobs[bright, 1], "y": blobs[bright, 0], "score": score[bright],
+                         "sigma": blobs[bright, 2]})
+
+
+@register("log",
+          "scikit-image blob_log (Laplacian of Gaussian) on the image scaled to 0-1; "
+          "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings).")
+def log_blobs(image, spacing_px=AUTO, *, min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma=10, threshold=0.1,
+              overlap=0.5):
+    """Laplacian-of-Gaussian blobs (``skimage.feature.blob_log``).
+
+    Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
+    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`.
+    Positions are whole pixels (the scale-space maximum); blobs darker than
+    their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
+
+    References
+    ----------
+    .. [1] T. Lindeberg, "Feature detection with automatic scale selection",
+       Int. J. Comput. Vis. 30, 79-116 (1998).
+    """
+    return _detect_blobs(blob_log, image, spacing_px, min_sigma_px, max_sigma_px, num_sigma=int(num_sigma),
+                         threshold=float(threshold), overlap=float(overlap), exclude_border=False)
+
+
+@register("dog",
+          "scikit-image blob_dog (difference of Gaussians) on the image scaled to 0-1; "
+          "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings).")
+def dog_blobs(image, spacing_px=AUTO, *, min_sigma_px=AUTO, max_sigma_px=AUTO, sigma_ratio=1.6, threshold=0.1,
+              overlap=0.5):
+    """Difference-of-Gaussian blobs (``skimage.feature.blob_dog``).
+
+    Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
+    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`.
+    Positions are whole pixels (the scale-space maximum); blobs darker than
+    their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
+
+    References
+    ----------
+    .. [1] T. Lindeberg, "Feature detection with automatic scale selection",
+       Int. J. Comput. Vis. 30, 79-116 (1998).
+    """
+    if not float(sigma_ratio) > 1:
+        raise AtomlocInputError(f"parameter sigma_ratio must be > 1 (got {sigma_ratio})")
+    return _detect_blobs(blob_dog, image, spacing_px, min_sigma_px, max_sigma_px, sigma_ratio=float(sigma_ratio),
+                         threshold=float(threshold), overlap=float(overlap), exclude_border=False)
+
+
+@register("doh",
+          "scikit-image blob_doh (determinant of Hessian) on the image scaled to 0-1; "
+          "max_sigma = sqrt(spacing) capped at 10, threshold 0.004 (the AtomID-net study's settings).")
+def doh_blobs(image, spacing_px=AUTO, *, min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma=10, threshold=0.004,
+              overlap=0.5):
+    """Determinant-of-Hessian blobs (``skimage.feature.blob_doh``).
+
+    The determinant is positive for bright and dark blobs alike, so the sign
+    of the Laplacian keeps the bright ones.  scikit-image approximates the
+    Hessian with box filters on the integral image; on round columns its
+    positions sit about 1 px up and left of the centre (measured here, kept
+    as it is: this method is scikit-image's detector).
+
+    Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
+    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`.
+    Positions are whole pixels (the scale-space maximum); blobs darker than
+    their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
+
+    References
+    ----------
+    .. [1] T. Lindeberg, "Feature detection with automatic scale selection",
+       Int. J. Comput. Vis. 30, 79-116 (1998).
+    """
+    return _detect_blobs(blob_doh, image, spacing_px, min_sigma_px, max_sigma_px, num_sigma=int(num_sigma),
+                         threshold=float(threshold), overlap=float(overlap))
+
+
+def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, threshold_rel=0.1):
+    """Local maxima of the smoothed, background-subtracted image.
+
+    The background is a minimum filter over a (2 x spacing)-wide window,
+    smoothed over one spacing; peaks lower than ``threshold_rel`` times the
+    99.9th percentile of the background-subtracted image are dropped.
+
+    Returns
+    -------
+    ndarray, shape (n, 2)
+        Peak positions as integer (row, col) pixel indices.
+    """
+    sigma = _positive("smooth_sigma_px", _auto(smooth_sigma_px, max(0.5, 0.1 * spacing_px)))
+    # peak_local_max compares within a square window of half-width min_distance; its corner
+    # (sqrt(2) x farther) must stay clear of a brighter neighbour one spacing away.
+    min_distance = int(_auto(min_distance_px, max(1, int(0.35 * spacing_px))))
+    smooth = ndimage.gaussian_filter(image, sigma)
+    size = max(3, int(round(2 * spacing_px)) | 1)
+    background = ndimage.gaussian_filter(ndimage.minimum_filter(smooth, size=size, mode="reflect"), spacing_px)
+    signal = smooth - background
+    top = np.percentile(signal, 99.9)
+    return peak_local_max(signal, min_distance=min_distance, threshold_abs=float(threshold_rel) * top,
+                          exclude_border=False)
+
+
+@register("gaussfit",
+          "Local maxima of the smoothed, background-subtracted image (minimum distance from the "
+          "spacing), each refined by a batched 2-D Gaussian fit; failed fits are dropped.")
+def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px=AUTO, min_distance_px=AUTO, threshold_rel=0.1,
+                   fit_radius_px=AUTO):
+    """Local maxima + 2-D Gaussian refinement (:func:`atomloc.locate.refine.fit_gaussians`).
+
+    ``fit_radius_px`` auto = 0.4 x spacing (at least 2 px): the fitted disc
+    stays clear of the neighbouring columns.
+    """
+    peaks = find_peaks(image, spacing_px, smooth_sigma_px, min_distance_px, threshold_rel)
+    radius = _positive("fit_radius_px", _auto(fit_radius_px, max(2.0, 0.4 * spacing_px)))
+    return refine_peaks(image, peaks, radius, sigma_px=max(0.5, 0.2 * spacing_px))
+
+
+@register("findfoci",
+          "FindFoci (Herbert et al. 2014; implemented in atomloc.locate.findfoci): blur, background level, "
+          "region growing from the brightest pixel down, saddle analysis, merging by height above the "
+          "saddle and by size; centre by maximum, centre of mass or Gaussian fit.")
+def findfoci(image, spacing_px=AUTO, *, blur_sigma_px=AUTO, background_method="absolute", background_param=0.1,
+             search_method="above_background", search_param=0.0, peak_method="relative_above_background",
+             peak_param=0.3, min_size_px=AUTO, centre_method="com", fit_radius_px=AUTO):
+    """FindFoci on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
+
+    The study's settings (absolute background 0.1-0.3 of the range, blur
+    0.8-2 px, minimum size 10 px at spacings near 10 px) become, scaled by the
+    spacing: ``blur_sigma_px`` auto = 0.12 x spacing, ``min_size_px`` auto =
+    0.1 x spacing^2 (at least 3 px).  ``centre_method="gaussian"`` refines each
+    maximum by the batched 2-D Gaussian fit over a disc of ``fit_radius_px``
+    (auto 0.4 x spacing); failed fits are dropped.  See
+    :func:`atomloc.locate.findfoci.find_foci` for the other parameters.
+    """
+    blur = _auto(blur_sigma_px, 0.12 * spacing_px)
+    min_size = _auto(min_size_px, max(3, int(round(0.1 * spacing_px ** 2))))
+    foci = find_foci(normalise(image), blur_sigma_px=float(blur), background_method=background_method,
+                     background_param=float(background_param), search_method=search_method,
+                     search_param=float(search_param), peak_method=peak_method, peak_param=float(peak_param),
+                     min_size_px=int(min_size), centre_method=centre_method)
+    if centre_method != "gaussian":
+        return foci[["x", "y", "score"]]
+    radius = _positive("fit_radius_px", _auto(fit_radius_px, max(2.0, 0.4 * spacing_px)))
+    peaks = np.rint(foci[["y", "x"]].to_numpy()).astype(int).reshape(-1, 2)
+    return refine_peaks(image, peaks, radius, sigma_px=max(0.5, 0.2 * spacing_px))
+
+
+def gaussian_psf(sigma_px: float) -> np.ndarray:
+    """A normalised, odd-sized 2-D Gaussian kernel of standard deviation ``sigma_px`` (pixels), +-4 sigma."""
+    r = max(1, int(np.ceil(4 * sigma_px)))
+    ax = np.arange(-r, r + 1)
+    g = np.exp(-0.5 * (ax / sigma_px) ** 2)
+    psf = np.outer(g, g)
+    return psf / psf.sum()
+
+
+def column_sigma(image, spacing_px) -> float:
+    """Median Gaussian sigma (pixels) of the columns found by :func:`gaussfit`, or NaN if none fits."""
+    fits = gaussfit(image, spacing_px)
+    return float(np.median(fits["sigma"])) if len(fits) else float("nan")
+
+
+def deconvolve(image: np.ndarray, psf_sigma_px: float, num_iter: int) -> np.ndarray:
+    """Richardson-Lucy deconvolution with a Gaussian PSF (``skimage.restoration.richardson_lucy``, clip=False).
+
+    The image is shifted to be non-negative (RL assumes counts) and padded by
+    reflection over the PSF's reach so the borders do not darken.
+
+    References
+    ----------
+    .. [1] W. H. Richardson, "Bayesian-based iterative method of image restoration",
+       J. Opt. Soc. Am. 62, 55-59 (1972).
+    .. [2] L. B. Lucy, "An iterative technique for the rectification of observed
+       distributions", Astron. J. 79, 745-754 (1974).
+    """
+    psf = gaussian_psf(psf_sigma_px)
+    pad = psf.shape[0] // 2
+    img = np.pad(image - image.min() + 1e-6 * (np.ptp(image) or 1.0), pad, mode="reflect")
+    out = richardson_lucy(img, psf, num_iter=int(num_iter), clip=False)
+    return out[pad:-pad, pad:-pad]
+
+
+@register("rl_gaussfit",
+          "Richardson-Lucy deconvolution (skimage, clip=False) with a Gaussian PSF of the measured "
+          "column width (or psf_sigma_px), then local maxima + batched 2-D Gaussian refinement on the "
+          "deconvolved image.")
+def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px=AUTO, psf_frac=0.7, num_iter=10, smooth_sigma_px=AUTO,
+                min_distance_px=AUTO, threshold_rel=0.1, fit_radius_px=AUTO):
+    """Deconvolve, then :func:`gaussfit`.
+
+    ``psf_sigma_px`` auto = ``psf_frac`` x the median column sigma that
+    :func:`gaussfit` measures on the raw image (the PSF is only part of the
+    column width: deconvolving the whole width turns columns into points and
+    amplifies noise).  ``num_iter`` Richardson-Lucy iterations (few: RL rings
+    around bright columns as it converges).
+    """
+    if AUTO == psf_sigma_px:
+        width = column_sigma(image, spacing_px)
+        if not np.isfinite(width):
+            raise AtomlocInputError("rl_gaussfit: no column could be fitted to measure the PSF width; "
+                                    "give psf_sigma_px")
+        psf_sigma_px = float(psf_frac) * width
+    _positive("psf_sigma_px", float(psf_sigma_px))
+    if int(num_iter) < 1:
+        raise AtomlocInputError(f"parameter num_iter must be >= 1 (got {num_iter})")
+    sharp = deconvolve(np.asarray(image, dtype=np.float64), float(psf_sigma_px), int(num_iter))
+    return gaussfit(sharp, spacing_px, smooth_sigma_px=smooth_sigma_px, min_distance_px=min_distance_px,
+                    threshold_rel=threshold_rel, fit_radius_px=fit_radius_px)

@@ -1,0 +1,267 @@
+"""U-Net models of the learned locators, their losses, checkpoints and tiled inference.
+
+* ``atomsegnet``: an AtomSegNet-style U-Net (per block two 3x3 conv + batch
+  norm + ReLU, 2x2 max-pool, bilinear up-sampling + 3x3 conv, skip
+  concatenation, sigmoid head) trained with the modified chi-square loss.
+* ``atomid``: the same U-Net plus AtomID-net's global-spacing branch (global
+  average of the bottleneck features -> two linear layers -> spacing in pixels),
+  trained with ``L = 1/(2N) sum_i (lambda ||f(X_i) - Y_i||^2 + (g(X_i) - s_i)^2)``.
+
+Images enter the networks normalised by :func:`normalise_input` (0.5th and
+99.5th percentiles to 0 and 1), so the counts scale of a detector does not
+matter.  Maps come out at the input's pixel grid (x = column index).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from atomloc.core.errors import AtomlocInputError
+from atomloc.io.files import atomic_path
+from atomloc.locate.nets import ARCHITECTURES, ATOMID
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else Apple MPS when available, else CPU."""
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def normalise_input(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
+    """Scale an image so its ``low_pct`` and ``high_pct`` percentiles map to 0 and 1 (float32)."""
+    image = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(image, [low_pct, high_pct])
+    return ((image - lo) / max(float(hi - lo), 1e-12)).astype(np.float32)
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """U-Net with an optional global-spacing branch.
+
+    Parameters
+    ----------
+    base_channels : int
+        Channels of the first block; doubled at each of the ``depth`` levels.
+    depth : int
+        Number of 2x2 max-pool steps; inputs are padded to a multiple of 2**depth.
+    spacing_branch : bool
+        Add AtomID-net's branch regressing the mean nearest-neighbour spacing (pixels).
+    """
+
+    def __init__(self, base_channels: int = 8, depth: int = 3, spacing_branch: bool = False):
+        super().__init__()
+        self.depth = depth
+        chans = [base_channels * 2 ** k for k in range(depth + 1)]
+        self.down = nn.ModuleList([_block(1, chans[0])] + [_block(chans[k - 1], chans[k]) for k in range(1, depth)])
+        self.bottleneck = _block(chans[depth - 1], chans[depth])
+        self.up = nn.ModuleList([nn.Conv2d(chans[k + 1], chans[k], 3, padding=1) for k in reversed(range(depth))])
+        self.dec = nn.ModuleList([_block(2 * chans[k], chans[k]) for k in reversed(range(depth))])
+        self.head = nn.Conv2d(chans[0], 1, 1)
+        self.spacing = (nn.Sequential(nn.Linear(chans[depth], 32), nn.ReLU(inplace=True), nn.Linear(32, 1))
+                        if spacing_branch else None)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map (N, 1, H, W) in [0, 1] after sigmoid, and the bottleneck features (N, C, H/2**d, W/2**d)."""
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        bottom = self.bottleneck(x)
+        x = bottom
+        for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
+            x = up(F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False))
+            x = dec(torch.cat([x, skip], dim=1))
+        return torch.sigmoid(self.head(x)), bottom
+
+    def spacing_from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Spacing in pixels (N,) from globally averaged bottleneck features (N, C)."""
+        if self.spacing is None:
+            raise RuntimeError("this U-Net has no spacing branch")
+        return torch.exp(self.spacing(pooled)[:, 0])
+
+    def forward(self, x: torch.Tensor):
+        conf, bottom = self.forward_features(x)
+        if self.spacing is None:
+            return conf
+        return conf, self.spacing_from_pooled(bottom.mean(dim=(2, 3)))
+
+
+def build_model(architecture: str, base_channels: int = 8, depth: int = 3) -> UNet:
+    """A fresh model of ``architecture`` (one of :data:`ARCHITECTURES`)."""
+    if architecture not in ARCHITECTURES:
+        raise AtomlocInputError(f"architecture {architecture!r} unknown; expected one of {ARCHITECTURES}")
+    return UNet(base_channels=base_channels, depth=depth, spacing_branch=architecture == ATOMID)
+
+
+def chi_square_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """AtomSegNet's modified chi-square ``sum (I - I_gt)^2 / (I_gt + max(I_gt) / 10)``, averaged over images.
+
+    ``max(I_gt)`` is taken per image.
+
+    References
+    ----------
+    .. [1] R. Lin et al., Sci. Rep. 11, 5386 (2021): TEMImageNet and AtomSegNet (see
+       :func:`atomloc.locate.learned.atomsegnet_locate`).
+    """
+    peak = target.amax(dim=tuple(range(1, target.ndim)), keepdim=True)
+    per_image = ((pred - target) ** 2 / (target + peak / 10 + 1e-12)).sum(dim=tuple(range(1, target.ndim)))
+    return per_image.mean()
+
+
+def atomid_loss(conf: torch.Tensor, spacing: torch.Tensor, conf_target: torch.Tensor, spacing_target: torch.Tensor,
+                lam: float = 0.1) -> torch.Tensor:
+    """AtomID-net's loss ``1/(2N) sum_i (lam ||f(X_i) - Y_i||^2 + (g(X_i) - s_i)^2)``.
+
+    ``||.||^2`` is the sum of squares over the pixels of one image; spacings in pixels.
+    """
+    n = conf.shape[0]
+    map_term = ((conf - conf_target) ** 2).reshape(n, -1).sum(dim=1)
+    return (lam * map_term + (spacing - spacing_target) ** 2).sum() / (2 * n)
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar beside a checkpoint: ``model.pt`` -> ``model.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def save_checkpoint(path: str | os.PathLike, model: UNet, architecture: str, meta: dict) -> None:
+    """Write the state dict to ``path`` and a JSON sidecar (architecture, training, metrics), atomically."""
+    arch = {"name": architecture, "base_channels": model.down[0][0].out_channels, "depth": model.depth}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # torch.save names the zip's top folder after the file; through a buffer it is always
+    # "archive", so the same weights give the same bytes whatever the (temporary) file name
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(sidecar_path(path)) as tmp_json, atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+        tmp_json.write_text(json.dumps({"architecture": arch, **meta}, indent=2, sort_keys=True, default=float))
+
+
+def load_checkpoint(path: str | os.PathLike, architecture: str, device: str | torch.device | None = None
+                    ) -> tuple[UNet, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Raises
+    ------
+    AtomlocInputError
+        If the file or its sidecar is missing or unreadable, or the checkpoint
+        is of another architecture than ``architecture``.
+    """
+    path = Path(path)
+    side = sidecar_path(path)
+    for p in (path, side):
+        if not p.is_file():
+            raise AtomlocInputError(f"{p}: model file not found")
+    try:
+        meta = json.loads(side.read_text())
+        arch = meta["architecture"]
+    except (ValueError, KeyError) as exc:
+        raise AtomlocInputError(f"{side}: not a model sidecar ({type(exc).__name__}: {exc})") from exc
+    if arch.get("name") != architecture:
+        raise AtomlocInputError(f"{path}: checkpoint of a {arch.get('name')!r} model, but {architecture!r} was asked for")
+    model = build_model(architecture, int(arch["base_channels"]), int(arch["depth"]))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:
+        raise AtomlocInputError(f"{path}: cannot load the {architecture} weights ({type(exc).__name__}: {exc})") from exc
+    model.to(pick_device(device) if not isinstance(device, torch.device) else device).eval()
+    return model, meta
+
+
+# --- inference ------------------------------------------------------------------------------------
+
+def _tiles(n: int, tile: int, margin: int, mult: int) -> list[tuple[int, int, int]]:
+    """Tiles along one axis: (start, own_start, own_end); the owned parts partition [0, n).
+
+    Tiles of ``tile`` pixels overlap by at least ``2 * margin``; neighbouring
+    tiles split their overlap at a multiple of ``mult`` near its middle.
+    """
+    if n <= tile:
+        return [(0, 0, n)]
+    step = max(mult, tile - 2 * margin)
+    starts = list(range(0, n - tile, step)) + [n - tile]
+    bounds = [0] + [((s0 + tile + s1) // 2 // mult) * mult for s0, s1 in zip(starts[:-1], starts[1:])] + [n]
+    return [(s, bounds[k], bounds[k + 1]) for k, s in enumerate(starts)]
+
+
+@torch.no_grad()
+def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px: int = 96, batch_size: int = 4,
+            device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run a model on images of any size.
+
+    Each image is normalised (:func:`normalise_input`) and reflect-padded to a
+    multiple of ``2**depth``.  Images larger than ``max_tile_px`` are cut into
+    tiles of that size (multiples of ``2**depth``) overlapping by
+    ``2 * margin_px``; each tile contributes only its interior, so the tiled map
+    equals the untiled one where ``margin_px`` exceeds the receptive-field radius.
+    The spacing is computed from the bottleneck features averaged over the
+    image (tiles contribute their interiors), so it too does not depend on the
+    tiling.
+
+    Parameters
+    ----------
+    images : ndarray, shape (H, W) or (n, H, W)
+
+    Returns
+    -------
+    maps : ndarray of float32, shape (n, H, W)
+        Sigmoid output (confidence or segmentation map) on the input grid.
+    spacing_px : ndarray, shape (n,), or None
+        Predicted mean nearest-neighbour spacing, pixels (``atomid`` only).
+    """
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    dev = next(model.parameters()).device if device is None else torch.device(device)
+    # channels-last memory layout: about 2x faster convolutions on CPU, same numbers
+    model.to(dev, memory_format=torch.channels_last).eval()
+    mult = 2 ** model.depth
+    n, h, w = images.shape
+    hp, wp = math.ceil(h / mult) * mult, math.ceil(w / mult) * mult
+    x = np.stack([normalise_input(im) for im in images])
+    x = np.pad(x, ((0, 0), (0, hp - h), (0, wp - w)), mode="reflect" if min(h, w) > 1 else "edge")
+    tile = max(mult, (max_tile_px // mult) * mult)
+    margin = math.ceil(margin_px / mult) * mult
+    rows, cols = _tiles(hp, tile, margin, mult), _tiles(wp, tile, margin, mult)
+    maps = np.zeros((n, hp, wp), dtype=np.float32)
+    bh, bw = math.ceil(h / mult), math.ceil(w / mult)  # bottleneck cells covering the unpadded image
+    spacing = []
+    for i0 in range(0, n, batch_size):
+        batch = torch.from_numpy(x[i0:i0 + batch_size]).unsqueeze(1).to(dev, memory_format=torch.channels_last)
+        feat_sum = 0.0
+        for ty, oy0, oy1 in rows:
+            for tx, ox0, ox1 in cols:
+                conf, bottom = model.forward_features(batch[..., ty:ty + min(tile, hp), tx:tx + min(tile, wp)])
+                maps[i0:i0 + len(batch), oy0:oy1, ox0:ox1] = conf[:, 0, oy0 - ty:oy1 - ty, ox0 - tx:ox1 - tx].cpu().numpy()
+                if model.spacing is not None:
+                    by0, by1 = oy0 // mult, min(oy1 // mult, bh)
+                    bx0, bx1 = ox0 // mult, min(ox1 // mult, bw)
+                    part = bottom[:, :, by0 - ty // mult:by1 - ty // mult, bx0 - tx // mult:bx1 - tx // mult]
+                    feat_sum = feat_sum + part.sum(dim=(2, 3))
+        if model.spacing is not None:
+            spacing.append(model.spacing_from_pooled(feat_sum / (bh * bw)).cpu().numpy())
+    return maps[:, :h, :w], (np.concatenate(spacing) if spacing else None)

@@ -1,0 +1,224 @@
+"""The registry of column-locating methods.
+
+A method is a function ``locate(image, spacing_px, **params) -> DataFrame`` with
+columns ``x, y`` (pixels; x = column index, centre of pixel (0, 0) at (0, 0))
+and optional ``score, sigma``, registered under a name with its default
+parameters.  The value ``"auto"`` means "derived from the estimated
+nearest-neighbour spacing" (:func:`atomloc.locate.spacing.estimate_spacing`), so every
+method runs untuned on spacings from about 4 to 40 pixels.
+
+Add a method by decorating its function with :func:`register` and listing its
+name under ``methods:`` in ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from atomloc.core.errors import AtomlocInputError, MissingDependencyError
+from atomloc.core.image import validate_image
+from atomloc.locate.spacing import estimate_spacing
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered locate function and its default parameters."""
+
+    name: str
+    func: Callable[..., pd.DataFrame]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+    imports: tuple[str, ...] = ()
+    needs_spacing: bool = True
+
+    def missing(self) -> list[str]:
+        """Importable modules this method needs that are not installed."""
+        return [mod for mod in self.requires if importlib.util.find_spec(mod) is None]
+
+    def load(self) -> None:
+        """Import the method's heavy optional modules now, so that a timed call excludes their import."""
+        self.check_installed()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for module in self.imports:
+                importlib.import_module(module)
+
+    def check_installed(self) -> None:
+        """Raise :class:`MissingDependencyError` naming how to install what is missing."""
+        missing = self.missing()
+        if missing:
+            hint = f"pip install 'atomloc[{self.extra}]'" if self.extra else f"pip install {' '.join(missing)}"
+            raise MissingDependencyError(
+                f"method {self.name!r} needs {', '.join(missing)}, which is not installed; install it with: {hint}")
+
+    def resolve(self, params: Mapping[str, Any] | None = None) -> dict:
+        """Merge ``params`` over the defaults; unknown keys raise naming the method."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise AtomlocInputError(
+                f"method {self.name!r}: unknown parameter(s) {unknown}; valid: {sorted(self.defaults)}")
+        return {**self.defaults, **params}
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def signature_defaults(func: Callable) -> dict:
+    """The parameters of a locate function and their defaults, read from its signature.
+
+    The signature is the one source of a method's defaults: ``image`` first, then
+    ``spacing_px="auto"``, then keyword parameters that all have defaults.
+
+    Raises
+    ------
+    TypeError
+        If the signature does not have that form.
+    """
+    params = list(inspect.signature(func).parameters.values())
+    where = f"{func.__module__}.{func.__qualname__}"
+    if len(params) < 2 or params[0].name != "image" or params[1].name != "spacing_px":
+        raise TypeError(f"{where}: a locate function takes (image, spacing_px={AUTO!r}, *, ...)")
+    if params[1].default != AUTO:
+        raise TypeError(f"{where}: spacing_px must default to {AUTO!r} (got {params[1].default!r})")
+    bad = [p.name for p in params[1:] if p.default is inspect.Parameter.empty
+           or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if bad:
+        raise TypeError(f"{where}: parameters {bad} need defaults (no *args / **kwargs)")
+    return {p.name: p.default for p in params[1:]}
+
+
+def register(name: str, description: str, requires: tuple[str, ...] = (), extra: str = "",
+             imports: tuple[str, ...] = (), needs_spacing: bool = True):
+    """Register ``func`` as method ``name``; its defaults are those of its signature.
+
+    Every method takes ``spacing_px`` (default ``"auto"``) and keyword
+    parameters with defaults (:func:`signature_defaults`), so a registration
+    cannot declare defaults that disagree with the function.  ``requires``
+    lists the optional top-level packages the method needs (checked without
+    importing them), ``extra`` the package extra that installs them and
+    ``imports`` the modules it imports when it runs (see :meth:`Method.load`).
+    With ``needs_spacing=False`` an ``"auto"`` spacing is passed on as
+    ``"auto"`` (the method finds its own) instead of being estimated first.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is already registered.
+    TypeError
+        If the signature is not that of a locate function.
+    """
+    def decorator(func):
+        if name in _REGISTRY:
+            raise ValueError(f"method {name!r} is already registered")
+        _REGISTRY[name] = Method(name, func, signature_defaults(func), description, tuple(requires), extra,
+                                 tuple(imports), needs_spacing)
+        return func
+
+    return decorator
+
+
+def get_method(name: str) -> Method:
+    """Return the registered method ``name``."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise AtomlocInputError(
+            f"method {name!r} is not registered; available: {', '.join(available_methods())}") from None
+
+
+def available_methods() -> list[str]:
+    """Names of all registered methods, sorted."""
+    return sorted(_REGISTRY)
+
+
+def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, name: str = "image",
+           **params) -> pd.DataFrame:
+    """Locate atom columns in ``image`` with a registered method.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        Grey image, any units; checked by :func:`atomloc.core.image.validate_image`.
+    method : str
+        Registered method name (see :func:`available_methods`).
+    pixel_size_pm : float, optional
+        Pixel size in pm; recorded only (all method parameters are in pixels).
+    name : str
+        File or image name used in error messages.
+    **params
+        Method parameters overriding the defaults; ``"auto"`` values are derived
+        from the estimated spacing.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``x, y`` in pixels and, per method, ``score`` and ``sigma``.
+    """
+    m = get_method(method)
+    resolved = m.resolve(params)
+    m.check_installed()
+    image = validate_image(image, name)
+    if pixel_size_pm is not None and not pixel_size_pm > 0:
+        raise AtomlocInputError(f"{name}: pixel_size_pm must be > 0 (got {pixel_size_pm})")
+    if resolved["spacing_px"] == AUTO:
+        if m.needs_spacing:
+            resolved["spacing_px"] = estimate_spacing(image, name=name)
+    elif not float(resolved["spacing_px"]) > 0:
+        raise AtomlocInputError(f"method {method!r}: spacing_px must be > 0 (got {resolved['spacing_px']})")
+    out = m.func(image, **resolved)
+    return out.reset_index(drop=True)
+
+
+def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None = None, name: str = "series",
+                  **params) -> tuple[pd.DataFrame, list[float]]:
+    """Locate atom columns in every frame of a series with one method.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (n, H, W)
+        The frames.
+    method, pixel_size_pm, **params
+        As for :func:`locate`.
+    name : str
+        Series name used in error messages (``"<name>[frame k]"``).
+
+    Returns
+    -------
+    positions : DataFrame
+        ``frame`` (int) followed by the columns :func:`locate` returns, frames in order.
+    seconds : list of float
+        Wall-clock seconds spent in :func:`locate` for each frame.
+    """
+    import time
+
+    tables, seconds = [], []
+    for k, image in enumerate(frames):
+        t0 = time.perf_counter()
+        table = locate(image, method, pixel_size_pm=pixel_size_pm, name=f"{name}[frame {k}]", **params)
+        seconds.append(time.perf_counter() - t0)
+        table.insert(0, "frame", k)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True), seconds
+
+
+def _auto(value, default):
+    return default if value == AUTO else value
+
+
+def _positive(name, value):
+    if not value > 0:
+        raise AtomlocInputError(f"parameter {name} must be > 0 (got {value})")
+    return value

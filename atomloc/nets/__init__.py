@@ -1,1 +1,0 @@
-"""Learned locators (PyTorch): AtomSegNet-style U-Net and AtomID-net."""

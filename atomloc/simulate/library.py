@@ -1,0 +1,349 @@
+"""TEMImageNet-style training library rendered with the linear imaging model.
+
+Each library image shows one structure (a crystal along a zone axis, a 2-D
+material, a faceted fcc nanoparticle, or single heavy atoms and small clusters
+on amorphous carbon) at a random rotation, a random pixel size chosen so that
+the nearest-neighbour column spacing spans ``spacing_px_range`` pixels, a random
+probe (Gaussian approximation of the aberration-free probe broadened by
+defocus and source size), background (constant, linear ramp or low-frequency),
+dose (Poisson) and scan-line jitter.  With each image come its labels:
+
+* ``positions``: the labelled column positions (x, y) in pixels (x = column
+  index, centre of pixel (0, 0) at (0, 0));
+* ``spacing_px``: mean distance from each labelled column to its nearest
+  labelled neighbour, pixels;
+* ``confidence``: the AtomID-net target, an unnormalised Gaussian
+  ``exp(-r^2 / (2 sigma^2))`` around each column with
+  ``sigma = confidence_sigma_frac * spacing_px`` (peak 1 whatever the spacing;
+  overlapping tails combine by maximum);
+* ``gaussian_mask``: TEMImageNet's gaussianMask, a Gaussian of FWHM
+  ``gaussian_mask_fwhm_A`` around each column (peak 1);
+* ``circular_mask``: TEMImageNet's circularMask, discs of radius
+  ``r = sqrt((0.5 lambda / alpha)^2 + (d_source / 2)^2)`` (lambda the electron
+  wavelength, alpha the convergence semi-angle, d_source the source size).
+
+Amorphous carbon is rendered but never labelled.  Every random draw comes from
+one seed.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from atomloc.core.geometry import nearest_neighbour_spacing
+from atomloc.core.optics import FWHM_PER_SIGMA, circular_mask_radius_A, probe_sigma_A
+from atomloc.core.settings import FromMapping
+from atomloc.simulate.render import render_columns, scan_jitter
+from atomloc.simulate.structures import (
+    AMORPHOUS,
+    MATERIALS,
+    amorphous_carbon_atoms,
+    build_atoms,
+    nearest_column_distance_A,
+    project_columns,
+    single_atoms_on_carbon,
+    tile_columns,
+)
+
+NANOPARTICLE = "Au_nanoparticle"
+
+
+LIBRARY_STRUCTURES = (*MATERIALS, NANOPARTICLE, AMORPHOUS)
+
+
+#: The default draw: every structure except the bilayer, which the benchmark keeps as a failure case.
+DEFAULT_LIBRARY_STRUCTURES = tuple(s for s in LIBRARY_STRUCTURES if s != "MoS2_bilayer")
+
+
+BACKGROUNDS = ("constant", "ramp", "lowfreq")
+
+
+_RANGES = ("spacing_px_range", "rotation_deg_range", "convergence_mrad_range", "defocus_nm_range",
+           "source_size_A_range", "electrons_per_px_range")
+
+
+@dataclass(frozen=True)
+class LibrarySpec(FromMapping):
+    """Parameters of the training library.
+
+    Defaults equal the schema's ``library`` defaults (``workflow/schemas/config.schema.yaml``,
+    checked by a test); the default ``config.yaml`` narrows ``structures``, leaving
+    ``graphene`` and ``NiO_001`` out as held-out structures (``benchmarks/held_out.py``).
+
+    Attributes
+    ----------
+    structures : tuple of str
+        Structures drawn in turn, names from :data:`LIBRARY_STRUCTURES`; the default,
+        :data:`DEFAULT_LIBRARY_STRUCTURES`, leaves out the bilayer failure case.
+    n_images : int
+        Number of images.
+    shape_px : int
+        Images are square, ``shape_px`` pixels on a side.
+    spacing_px_range : (float, float)
+        Range of the nearest-neighbour column spacing, pixels (log-uniform).
+    rotation_deg_range : (float, float)
+        Range of the in-plane rotation, degrees (uniform).
+    energy_kV : float
+        Beam energy (sets the wavelength of the circular mask).
+    convergence_mrad_range : (float, float)
+        Range of the probe convergence semi-angle, mrad.
+    defocus_nm_range : (float, float)
+        Range of the defocus, nm (uniform; the probe is broadened by
+        ``|defocus| * alpha / 2`` in quadrature).
+    source_size_A_range : (float, float)
+        Range of the source size (FWHM of the Gaussian source), Å.
+    electrons_per_px_range : (float, float)
+        Range of the dose per pixel (log-uniform), electrons collected on the
+        heaviest column of the image.
+    jitter_A : float
+        Standard deviation scale of the scan-line jitter, Å.
+    z_exponent : float
+        Column weight is sum Z**z_exponent.
+    confidence_sigma_frac : float
+        Sigma of the confidence peaks as a fraction of the image's spacing.
+    gaussian_mask_fwhm_A : float
+        FWHM of the gaussianMask peaks, Å.
+    seed : int
+    """
+
+    config_name: ClassVar[str] = "library"
+
+    structures: tuple = DEFAULT_LIBRARY_STRUCTURES
+    n_images: int = 640
+    shape_px: int = 128
+    spacing_px_range: tuple = (4.0, 40.0)
+    rotation_deg_range: tuple = (0.0, 90.0)
+    energy_kV: float = 300.0
+    convergence_mrad_range: tuple = (20.0, 30.0)
+    defocus_nm_range: tuple = (-5.0, 5.0)
+    source_size_A_range: tuple = (0.5, 1.0)
+    electrons_per_px_range: tuple = (20.0, 2000.0)
+    jitter_A: float = 0.1
+    z_exponent: float = 1.5
+    confidence_sigma_frac: float = 0.15
+    gaussian_mask_fwhm_A: float = 0.5
+    seed: int = 0
+
+    def check(self, name: str = "library") -> None:
+        """Raise :class:`AtomlocInputError` naming any key out of range."""
+        bad = functools.partial(self._out_of_range, name)
+
+        unknown = [s for s in self.structures if s not in LIBRARY_STRUCTURES]
+        if unknown or not self.structures:
+            bad("structures", f"must be a non-empty list from {', '.join(LIBRARY_STRUCTURES)}")
+        if self.n_images < 1:
+            bad("n_images", "must be >= 1")
+        if self.shape_px < 32:
+            bad("shape_px", "must be >= 32")
+        for key in _RANGES:
+            lo, hi = getattr(self, key)
+            if lo > hi:
+                bad(key, "must be [min, max] with min <= max")
+        for key in ("spacing_px_range", "convergence_mrad_range", "electrons_per_px_range"):
+            if not getattr(self, key)[0] > 0:
+                bad(key, "minimum must be > 0")
+        if self.source_size_A_range[0] < 0:
+            bad("source_size_A_range", "must be >= 0")
+        for key in ("energy_kV", "confidence_sigma_frac", "gaussian_mask_fwhm_A"):
+            if not getattr(self, key) > 0:
+                bad(key, "must be > 0")
+        if self.jitter_A < 0:
+            bad("jitter_A", "must be >= 0")
+
+
+def peak_map(shape_px, xy: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Unnormalised Gaussians ``exp(-r^2 / (2 sigma^2))`` at ``xy`` (pixels), combined by maximum.
+
+    The value is 1 at every column whatever ``sigma_px``; used for the
+    confidence map and the gaussianMask.
+    """
+    h, w = shape_px
+    out = np.zeros((h, w), dtype=np.float64)
+    r = int(np.ceil(4 * sigma_px)) + 1
+    offsets = np.arange(-r, r + 1)
+    for x, y in np.asarray(xy, dtype=np.float64):
+        cx, cy = int(round(x)), int(round(y))
+        iy = cy + offsets
+        ix = cx + offsets
+        ky = (iy >= 0) & (iy < h)
+        kx = (ix >= 0) & (ix < w)
+        if not ky.any() or not kx.any():
+            continue
+        g = np.exp(-0.5 * ((iy[ky, None] - y) ** 2 + (ix[None, kx] - x) ** 2) / sigma_px ** 2)
+        block = out[iy[ky][0]:iy[ky][-1] + 1, ix[kx][0]:ix[kx][-1] + 1]
+        np.maximum(block, g, out=block)
+    return out
+
+
+def disc_map(shape_px, xy: np.ndarray, radius_px: float) -> np.ndarray:
+    """Binary discs of ``radius_px`` around ``xy`` (pixels), as float (0 or 1)."""
+    h, w = shape_px
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = np.zeros((h, w), dtype=bool)
+    if len(xy):
+        d, _ = cKDTree(np.asarray(xy, dtype=np.float64)).query(np.column_stack([xx.ravel(), yy.ravel()]))
+        out = (d <= radius_px).reshape(h, w)
+    return out.astype(np.float64)
+
+
+@functools.lru_cache(maxsize=None)
+def _projected_cell(structure):
+    """Projected columns of a periodic structure, built once per process."""
+    return project_columns(build_atoms(structure))
+
+
+def _crystal_columns(structure, size_A, rotation_deg, rng):
+    """Columns of a periodic structure over a square of ``size_A`` Å (with a margin), rotated."""
+    cell = _projected_cell(structure)
+    margin = 4.0
+    origin = rng.uniform(0, 1, size=2) @ cell.cell_A
+    xy, index = tile_columns(cell, -margin, size_A + margin, -margin, size_A + margin, rotation_deg, origin)
+    return xy, [cell.atomic_numbers[i] for i in index], np.ones(len(xy), dtype=bool)
+
+
+def _nanoparticle_columns(size_A, rotation_deg, rng):
+    """A truncated-octahedron Au particle along [001] or [110] on amorphous carbon."""
+    from ase.cluster import Octahedron
+
+    length = int(rng.integers(5, 10))
+    particle = Octahedron("Au", length=length, cutoff=int(rng.integers(1, (length - 1) // 2 + 1)))
+    if rng.uniform() < 0.5:
+        particle.rotate((1, 1, 0), (0, 0, 1))
+    particle.rotate(rotation_deg, "z")
+    pos = particle.positions[:, :2] - particle.positions[:, :2].mean(axis=0) + size_A / 2
+    # Atoms within 0.3 Å in projection share a column.
+    groups = cKDTree(pos).query_ball_point(pos, r=0.3)
+    seen = np.full(len(pos), -1)
+    cols, zs = [], []
+    for i, g in enumerate(groups):
+        if seen[i] >= 0:
+            continue
+        members = [j for j in g if seen[j] < 0]
+        seen[members] = len(cols)
+        cols.append(pos[members].mean(axis=0))
+        zs.append(tuple(79 for _ in members))
+    xy = np.array(cols)
+    cxy, cz, clab = amorphous_carbon_atoms(size_A, rng)
+    return np.vstack([xy, cxy]), zs + cz, np.concatenate([np.ones(len(xy), bool), clab])
+
+
+def _nn_spacing_A(structure) -> float:
+    """Nearest-neighbour column spacing of a structure, Å (typical values for the non-periodic ones)."""
+    if structure == NANOPARTICLE:
+        return 2.04
+    if structure == AMORPHOUS:
+        return 4.0
+    return nearest_column_distance_A(_projected_cell(structure))
+
+
+def _background(shape, kind, rng):
+    h, w = shape
+    if kind == "constant":
+        return np.zeros(shape)
+    if kind == "ramp":
+        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+        g = rng.normal(size=2)
+        ramp = g[0] * xx + g[1] * yy
+        return ramp - ramp.min()
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=max(h, w) / 8, mode="wrap")
+    return (field - field.min()) / max(np.ptp(field), 1e-12)
+
+
+def render_library_image(spec: LibrarySpec, structure: str, rng: np.random.Generator) -> dict:
+    """Render one library image of ``structure`` and its labels.
+
+    Returns
+    -------
+    dict
+        ``image`` float32 (H, W) in counts; ``positions`` (m, 2) labelled
+        column positions in pixels; ``spacing_px``; ``confidence``,
+        ``gaussian_mask``, ``circular_mask`` float32 (H, W); ``pixel_size_pm``;
+        and the drawn imaging parameters.
+    """
+    n = spec.shape_px
+    lo, hi = np.log(spec.spacing_px_range)
+    spacing_target_px = float(np.exp(rng.uniform(lo, hi)))
+    px_A = _nn_spacing_A(structure) / spacing_target_px
+    size_A = n * px_A
+    rotation = float(rng.uniform(*spec.rotation_deg_range))
+    if structure == NANOPARTICLE:
+        xy_A, zs, labelled = _nanoparticle_columns(size_A, rotation, rng)
+    elif structure == AMORPHOUS:
+        xy_A, zs, labelled = single_atoms_on_carbon(size_A, rng)
+    else:
+        xy_A, zs, labelled = _crystal_columns(structure, size_A, rotation, rng)
+    weight = np.array([sum(z ** spec.z_exponent for z in col) for col in zs])
+    convergence = float(rng.uniform(*spec.convergence_mrad_range))
+    defocus = float(rng.uniform(*spec.defocus_nm_range))
+    source = float(rng.uniform(*spec.source_size_A_range))
+    sigma_px = probe_sigma_A(spec.energy_kV, convergence, defocus, source) / px_A
+    jitter = scan_jitter(n, spec.jitter_A / px_A, rng)
+    xy_px = xy_A / px_A
+    signal = render_columns((n, n), xy_px[:, 0], xy_px[:, 1], weight / weight[labelled].max(), sigma_px,
+                            row_shift_px=jitter)
+    kind = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+    background = float(rng.uniform(0.0, 0.3)) + float(rng.uniform(0.0, 0.3)) * _background((n, n), kind, rng)
+    lo, hi = np.log(spec.electrons_per_px_range)
+    electrons = float(np.exp(rng.uniform(lo, hi)))
+    image = rng.poisson(electrons * (signal + background)).astype(np.float64)
+    image += rng.normal(0.0, 0.5, size=image.shape)
+
+    inside = labelled & (xy_px[:, 0] > -0.5) & (xy_px[:, 0] < n - 0.5) & (xy_px[:, 1] > -0.5) & (xy_px[:, 1] < n - 0.5)
+    positions = xy_px[inside]
+    all_labelled = xy_px[labelled]
+    spacing_px = nearest_neighbour_spacing(all_labelled) if len(all_labelled) >= 2 else spacing_target_px
+    radius_px = circular_mask_radius_A(spec.energy_kV, convergence, source) / px_A
+    return {
+        "image": image.astype(np.float32),
+        "positions": positions,
+        "spacing_px": spacing_px,
+        "confidence": peak_map((n, n), all_labelled, spec.confidence_sigma_frac * spacing_px).astype(np.float32),
+        "gaussian_mask": peak_map((n, n), all_labelled,
+                                  spec.gaussian_mask_fwhm_A / px_A / FWHM_PER_SIGMA).astype(np.float32),
+        "circular_mask": disc_map((n, n), all_labelled, radius_px).astype(np.float32),
+        "pixel_size_pm": 100 * px_A,
+        "structure": structure,
+        "rotation_deg": rotation,
+        "defocus_nm": defocus,
+        "electrons_per_px": electrons,
+        "background": kind,
+    }
+
+
+def synthesize_library(spec: LibrarySpec, progress: bool = False) -> dict:
+    """Render the whole library.
+
+    Image ``k`` uses structure ``spec.structures[k % len(spec.structures)]`` (so
+    every structure is equally represented) and its own random stream
+    ``default_rng([spec.seed, k])``, so the library is reproducible and any
+    image can be regenerated alone.
+
+    Returns
+    -------
+    dict
+        ``images``, ``confidence``, ``gaussian_mask``, ``circular_mask``
+        float32 [n, H, W]; ``spacing_px``, ``pixel_size_pm``, ``electrons_per_px``,
+        ``defocus_nm``, ``rotation_deg`` [n]; ``structure`` [n] str;
+        ``positions``: list of (m_k, 2) arrays.
+    """
+    from tqdm import tqdm
+
+    spec.check()
+    items = []
+    for k in tqdm(range(spec.n_images), desc="library", disable=not progress):
+        structure = spec.structures[k % len(spec.structures)]
+        items.append(render_library_image(spec, structure, np.random.default_rng([spec.seed, k])))
+    out = {key: np.stack([it[key] for it in items]) for key in ("image", "confidence", "gaussian_mask",
+                                                                 "circular_mask")}
+    out["images"] = out.pop("image")
+    for key in ("spacing_px", "pixel_size_pm", "electrons_per_px", "defocus_nm", "rotation_deg"):
+        out[key] = np.array([it[key] for it in items], dtype=np.float64)
+    out["structure"] = np.array([it["structure"] for it in items])
+    out["positions"] = [it["positions"] for it in items]
+    return out
