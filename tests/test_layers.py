@@ -104,3 +104,23 @@ def test_the_checks_catch_a_circle_and_an_upward_import():
     assert upward_imports(edges) == [
         "atomloc.core.optics (core) imports atomloc.simulate.library (simulate)",
         "atomloc.locate.spacing (locate) imports atomloc.simulate.render (simulate)"]
+
+
+def test_the_workflow_imports_names_that_exist():
+    """Rule files are not Python modules, so nothing else checks their (often lazy) imports."""
+    import importlib
+    import re
+
+    workflow = PACKAGE.parent / "workflow"
+    found = 0
+    for path in [*workflow.rglob("*.smk"), *workflow.rglob("*.py"), PACKAGE.parent / "Snakefile"]:
+        text = path.read_text()
+        pattern = r"^\s*from (atomloc[\w.]*) import (?:\(([^)]*)\)|([\w, ]+)$)"
+        for module, wrapped, names in re.findall(pattern, text, re.M):
+            names = wrapped or names
+            mod = importlib.import_module(module)
+            for name in (n.strip() for n in names.replace("\n", " ").split(",")):
+                if name:
+                    found += 1
+                    assert hasattr(mod, name), f"{path.name}: {module} has no {name}"
+    assert found > 30

@@ -98,7 +98,7 @@ def series_files(name):
     ``path`` is one file (e.g. a multi-frame .dm4) or a folder whose supported
     files are frames sorted by name; default ``resources/series/<name>/``.
     """
-    from atomloc.io import MICROSCOPE_READERS
+    from atomloc.io.images import MICROSCOPE_READERS
 
     entry = dataset_entry(name)
     path = Path(entry.get("path") or f"resources/series/{name}")
