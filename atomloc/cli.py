@@ -12,28 +12,65 @@ from atomloc.core.errors import AtomlocInputError
 from atomloc.locate.nets import ARCHITECTURES
 
 
+def _parse_value(text: str):
+    """A parameter value: a number where the text is one (``1e9`` too, which YAML 1.1 leaves a
+    string), else YAML (``true``, ``null``, ``[1, 2]``, ``otsu``)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
 def _parse_param(text: str):
     if "=" not in text:
         raise AtomlocInputError(f"--param {text!r}: expected key=value")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    return key.strip(), _parse_value(value.strip())
+
+
+def _parse_frame(text: str | None):
+    if text is None or text == "all":
+        return text
+    try:
+        frame = int(text)
+    except ValueError:
+        frame = -1
+    if frame < 0:
+        raise AtomlocInputError(f"--frame {text!r}: expected a frame index (0, 1, ...) or all")
+    return frame
 
 
 def _cmd_locate(args) -> int:
-    from atomloc.io.images import read_image
+    from atomloc.io.files import check_writable
+    from atomloc.io.images import read_image, read_stack
     from atomloc.io.positions import write_positions
-    from atomloc.locate.registry import locate
+    from atomloc.locate.registry import get_method, locate, locate_series
 
     params = dict(_parse_param(p) for p in args.param)
     if args.model is not None:
         params["model"] = args.model
-    image = read_image(args.image)
-    t0 = time.perf_counter()
-    positions = locate(image, args.method, pixel_size_pm=args.pixel_size_pm, name=str(args.image), **params)
+    get_method(args.method).resolve(params)  # every parameter checked before any work
+    frame = _parse_frame(args.frame)
+    check_writable(args.out)
+    if frame == "all":
+        frames = read_stack(args.image)
+        t0 = time.perf_counter()
+        positions, _ = locate_series(frames, args.method, pixel_size_pm=args.pixel_size_pm, name=str(args.image),
+                                     **params)
+        what = f"{len(positions)} columns in {len(frames)} frames"
+    else:
+        image = read_image(args.image, frame=frame)
+        t0 = time.perf_counter()
+        positions = locate(image, args.method, pixel_size_pm=args.pixel_size_pm, name=str(args.image), **params)
+        what = f"{len(positions)} columns" + ("" if frame is None else f" in frame {frame}")
     elapsed = time.perf_counter() - t0
     write_positions(args.out, positions)
-    print(f"{args.image}: {len(positions)} columns by {args.method} in {elapsed:.2f} s -> {args.out}",
-          file=sys.stderr)
+    print(f"{args.image}: {what} by {args.method} in {elapsed:.2f} s -> {args.out}", file=sys.stderr)
     return 0
 
 
@@ -46,7 +83,7 @@ def _cmd_methods(args) -> int:
         note = f"  [not installed: pip install 'atomloc[{m.extra}]']" if missing else ""
         print(f"{name}: {m.description}{note}")
         for key, value in m.defaults.items():
-            print(f"    {key} = {value}")
+            print(f"    {key} = {value}  ({m.params[key].describe()})")
     print('\n"auto" values are derived from the estimated nearest-neighbour column spacing.')
     return 0
 
@@ -59,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="image file (.tif, .tiff, .png, .bmp, .npy; grey or RGB, 8/16-bit or float)")
     p.add_argument("--method", default="gaussfit", help="registered method (see `atomloc methods`)")
     p.add_argument("--pixel-size-pm", type=float, default=None, help="pixel size in pm (recorded only)")
+    p.add_argument("--frame", default=None, metavar="K|all",
+                   help="frame of a stack (.tif, .npy, .dm3, .emd ...), counted from 0; all: every frame, with a "
+                        "frame column in the output")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method parameter, repeatable (values parsed as YAML: 3, 0.5, otsu, true)")
     p.add_argument("--model", default=None,

@@ -42,7 +42,9 @@ def test_registry_lists_methods_with_defaults():
 
 def test_defaults_come_from_the_signature_and_bad_signatures_are_refused():
     import inspect
+    from typing import Annotated
 
+    from atomloc.locate.params import Real
     from atomloc.locate.registry import register
 
     for name in available_methods():
@@ -70,7 +72,16 @@ def test_defaults_come_from_the_signature_and_bad_signatures_are_refused():
         register("bad_first", "")(wrong_first)
     with pytest.raises(ValueError, match="'gaussfit' is already registered"):
         register("gaussfit", "")(fine)
-    assert not {"bad_no_default", "bad_spacing", "bad_first"} & set(available_methods())
+    with pytest.raises(TypeError, match=r"parameter threshold needs an Annotated\[<type>, Param\] annotation"):
+        register("bad_unannotated", "")(fine)
+
+    def out_of_range(image, spacing_px="auto", *, threshold: Annotated[float, Real(ge=0, le=1)] = 2.0):
+        return None
+
+    with pytest.raises(TypeError, match=r"default disagrees .*threshold=2.0: expected a number in \[0, 1\]"):
+        register("bad_default", "")(out_of_range)
+    assert not {"bad_no_default", "bad_spacing", "bad_first", "bad_unannotated", "bad_default"} & set(
+        available_methods())
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -224,6 +224,12 @@ def test_invalid_config_value_names_the_key(tmp_path):
     (work / "bad.yaml").write_text(yaml.safe_dump(bad))
     res = snakemake(work, "-n", "--configfile", "bad.yaml")
     assert res.returncode != 0 and "thresh" in res.stderr + res.stdout
+    # a parameter of the wrong type or out of range fails at parse time, not inside an infer job
+    bad["methods"] = {"log": {"threshold": "abc"}, "gaussfit": {}}
+    (work / "bad.yaml").write_text(yaml.safe_dump(bad))
+    res = snakemake(work, "-n", "--configfile", "bad.yaml")
+    assert res.returncode != 0
+    assert "method 'log': threshold='abc': expected a number >= 0" in res.stderr + res.stdout
 
 
 def test_failed_rule_leaves_no_output(tmp_path):

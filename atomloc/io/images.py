@@ -122,19 +122,20 @@ def read_microscope_file(path: str | os.PathLike) -> tuple[np.ndarray, float | N
 
 
 def read_image(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
-    """Read a single 2-D image and return it as a float64 grey array.
+    """Read one 2-D image and return it as a float64 grey array.
 
     Supported: ``.tif``/``.tiff`` (tifffile), ``.png``/``.bmp`` (Pillow; 8- or
     16-bit, grey, RGB or RGBA converted to grey), ``.npy`` (no pickles) and the
     microscope formats ``.dm3``, ``.dm4``, ``.emd``, ``.ser`` (rosettasciio,
-    :func:`read_microscope_file`).
+    :func:`read_microscope_file`); a file holding a stack (:func:`read_stack`)
+    needs ``frame``.
 
     Parameters
     ----------
     path : path-like
         Image file.
     frame : int, optional
-        Frame of a microscope file holding an image stack (required there).
+        Frame of a stack, counted from 0 (required there).
 
     Returns
     -------
@@ -145,7 +146,37 @@ def read_image(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
     ------
     AtomlocInputError
         If the file is missing, has an unsupported suffix, cannot be decoded
-        (truncated or corrupt) or fails :func:`validate_image`.
+        (truncated or corrupt), holds a stack and no (or an out-of-range) frame
+        is given, or the image fails :func:`validate_image`.
+    """
+    frames = read_stack(path)
+    name = str(path)
+    if frame is None and len(frames) > 1:
+        raise AtomlocInputError(f"{name}: holds {len(frames)} frames; choose one with --frame K (0 to "
+                                f"{len(frames) - 1}) or locate all with --frame all")
+    k = 0 if frame is None else frame
+    if not 0 <= k < len(frames):
+        raise AtomlocInputError(f"{name}: frame {k} requested but the file holds {len(frames)} (0 to "
+                                f"{len(frames) - 1})")
+    return frames[k]
+
+
+def read_stack(path: str | os.PathLike) -> np.ndarray:
+    """Read every frame of an image file as float64 grey images.
+
+    A microscope file (:func:`read_microscope_file`), a 3-D ``.tif``/``.npy``
+    whose last axis is not a colour axis (1, 3 or 4 long), or a 4-D one of RGB
+    frames is a stack; any other file is one frame.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, H, W)
+        Every frame checked by :func:`validate_image` (n = 1 for a single image).
+
+    Raises
+    ------
+    AtomlocInputError
+        As :func:`read_image`, naming the file (and the frame).
     """
     path = Path(path)
     name = str(path)
@@ -154,12 +185,7 @@ def read_image(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix in (".dm3", ".dm4", ".emd", ".ser"):
         frames, _, _ = read_microscope_file(path)
-        if frame is None and len(frames) > 1:
-            raise AtomlocInputError(f"{name}: holds {len(frames)} frames; choose one (atomloc locate --frame K)")
-        k = 0 if frame is None else frame
-        if not 0 <= k < len(frames):
-            raise AtomlocInputError(f"{name}: frame {k} requested but the file holds {len(frames)}")
-        return validate_image(frames[k].astype(np.float64), name)
+        return _checked_stack([f.astype(np.float64) for f in frames], name)
     try:
         if suffix in (".tif", ".tiff"):
             import tifffile
@@ -186,6 +212,15 @@ def read_image(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
     except Exception as exc:  # decoder errors differ per library; report them uniformly
         raise AtomlocInputError(f"{name}: cannot read image ({type(exc).__name__}: {exc})") from exc
     arr = np.asarray(arr)
-    if arr.ndim > 3:
+    if arr.ndim > 3 and arr.shape[-1] not in (3, 4):
         arr = np.squeeze(arr)
-    return validate_image(_to_grey(arr, name), name)
+    if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4)):
+        return _checked_stack([_to_grey(a, f"{name}[frame {k}]") for k, a in enumerate(arr)], name)
+    return _checked_stack([_to_grey(arr, name)], name)
+
+
+def _checked_stack(frames: list, name: str) -> np.ndarray:
+    """The frames as one (n, H, W) float64 array, each checked by :func:`validate_image`."""
+    if len(frames) == 1:
+        return validate_image(frames[0], name)[None]
+    return np.stack([validate_image(f, f"{name}[frame {k}]") for k, f in enumerate(frames)])

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import pandas as pd
 from scipy import ndimage
@@ -14,9 +16,16 @@ from skimage.restoration import richardson_lucy
 
 from atomloc.core.errors import AtomlocInputError
 from atomloc.core.image import normalise
-from atomloc.locate.findfoci import find_foci
+from atomloc.locate.findfoci import BACKGROUND_METHODS, CENTRE_METHODS, PEAK_METHODS, SEARCH_METHODS, find_foci
+from atomloc.locate.params import Choice, Int, Real
 from atomloc.locate.refine import refine_peaks
 from atomloc.locate.registry import AUTO, _auto, _positive, register
+
+# What the parameters accept (:mod:`atomloc.locate.params`); "auto" = derived from the spacing.
+AutoPx = Annotated[float | str, Real(gt=0, auto=True)]
+AutoCount = Annotated[int | str, Int(ge=1, auto=True)]
+Fraction = Annotated[float, Real(ge=0, le=1)]
+NonNegative = Annotated[float, Real(ge=0)]
 
 
 def _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px):
@@ -49,7 +58,9 @@ def _components_table(labels, weights, smooth):
 @register("threshold_centroid",
           "Gaussian smoothing, global threshold (Otsu or fixed, on the image scaled to 0-1), "
           "connected components, unweighted centroid of each component.")
-def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px=AUTO, threshold="otsu", min_area_px=AUTO):
+def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO,
+                       threshold: Annotated[float | str, Real(ge=0, le=1, choices=("otsu",))] = "otsu",
+                       min_area_px: Annotated[float | str, Real(ge=0, auto=True)] = AUTO):
     """Threshold + plain centroid of each connected component.
 
     ``smooth_sigma_px`` auto = 0.1 x spacing; ``min_area_px`` auto = 0.05 x
@@ -63,7 +74,9 @@ def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px=AUTO, threshol
 @register("threshold_wcentroid",
           "As threshold_centroid, but each component's centre is its intensity-weighted centroid "
           "(weights: smoothed intensity above the threshold).")
-def threshold_wcentroid(image, spacing_px=AUTO, *, smooth_sigma_px=AUTO, threshold="otsu", min_area_px=AUTO):
+def threshold_wcentroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO,
+                        threshold: Annotated[float | str, Real(ge=0, le=1, choices=("otsu",))] = "otsu",
+                        min_area_px: Annotated[float | str, Real(ge=0, auto=True)] = AUTO):
     """Threshold + intensity-weighted centroid of each connected component.
 
     The weights are the smoothed intensity above the threshold, so the pedestal
@@ -108,8 +121,8 @@ def _blob_table(img, blobs):
 @register("log",
           "scikit-image blob_log (Laplacian of Gaussian) on the image scaled to 0-1; "
           "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings).")
-def log_blobs(image, spacing_px=AUTO, *, min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma=10, threshold=0.1,
-              overlap=0.5):
+def log_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_px: AutoPx = AUTO,
+              num_sigma: Annotated[int, Int(ge=1)] = 10, threshold: NonNegative = 0.1, overlap: Fraction = 0.5):
     """Laplacian-of-Gaussian blobs (``skimage.feature.blob_log``).
 
     Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
@@ -129,8 +142,8 @@ def log_blobs(image, spacing_px=AUTO, *, min_sigma_px=AUTO, max_sigma_px=AUTO, n
 @register("dog",
           "scikit-image blob_dog (difference of Gaussians) on the image scaled to 0-1; "
           "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings).")
-def dog_blobs(image, spacing_px=AUTO, *, min_sigma_px=AUTO, max_sigma_px=AUTO, sigma_ratio=1.6, threshold=0.1,
-              overlap=0.5):
+def dog_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_px: AutoPx = AUTO,
+              sigma_ratio: Annotated[float, Real(gt=1)] = 1.6, threshold: NonNegative = 0.1, overlap: Fraction = 0.5):
     """Difference-of-Gaussian blobs (``skimage.feature.blob_dog``).
 
     Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
@@ -143,8 +156,6 @@ def dog_blobs(image, spacing_px=AUTO, *, min_sigma_px=AUTO, max_sigma_px=AUTO, s
     .. [1] T. Lindeberg, "Feature detection with automatic scale selection",
        Int. J. Comput. Vis. 30, 79-116 (1998).
     """
-    if not float(sigma_ratio) > 1:
-        raise AtomlocInputError(f"parameter sigma_ratio must be > 1 (got {sigma_ratio})")
     return _detect_blobs(blob_dog, image, spacing_px, min_sigma_px, max_sigma_px, sigma_ratio=float(sigma_ratio),
                          threshold=float(threshold), overlap=float(overlap), exclude_border=False)
 
@@ -152,8 +163,8 @@ def dog_blobs(image, spacing_px=AUTO, *, min_sigma_px=AUTO, max_sigma_px=AUTO, s
 @register("doh",
           "scikit-image blob_doh (determinant of Hessian) on the image scaled to 0-1; "
           "max_sigma = sqrt(spacing) capped at 10, threshold 0.004 (the AtomID-net study's settings).")
-def doh_blobs(image, spacing_px=AUTO, *, min_sigma_px=AUTO, max_sigma_px=AUTO, num_sigma=10, threshold=0.004,
-              overlap=0.5):
+def doh_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_px: AutoPx = AUTO,
+              num_sigma: Annotated[int, Int(ge=1)] = 10, threshold: NonNegative = 0.004, overlap: Fraction = 0.5):
     """Determinant-of-Hessian blobs (``skimage.feature.blob_doh``).
 
     The determinant is positive for bright and dark blobs alike, so the sign
@@ -204,8 +215,8 @@ def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, th
 @register("gaussfit",
           "Local maxima of the smoothed, background-subtracted image (minimum distance from the "
           "spacing), each refined by a batched 2-D Gaussian fit; failed fits are dropped.")
-def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px=AUTO, min_distance_px=AUTO, threshold_rel=0.1,
-                   fit_radius_px=AUTO):
+def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO, min_distance_px: AutoCount = AUTO,
+             threshold_rel: NonNegative = 0.1, fit_radius_px: AutoPx = AUTO):
     """Local maxima + 2-D Gaussian refinement (:func:`atomloc.locate.refine.fit_gaussians`).
 
     ``fit_radius_px`` auto = 0.4 x spacing (at least 2 px): the fitted disc
@@ -220,9 +231,14 @@ def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px=AUTO, min_distance_px=AU
           "FindFoci (Herbert et al. 2014; implemented in atomloc.locate.findfoci): blur, background level, "
           "region growing from the brightest pixel down, saddle analysis, merging by height above the "
           "saddle and by size; centre by maximum, centre of mass or Gaussian fit.")
-def findfoci(image, spacing_px=AUTO, *, blur_sigma_px=AUTO, background_method="absolute", background_param=0.1,
-             search_method="above_background", search_param=0.0, peak_method="relative_above_background",
-             peak_param=0.3, min_size_px=AUTO, centre_method="com", fit_radius_px=AUTO):
+def findfoci(image, spacing_px=AUTO, *, blur_sigma_px: Annotated[float | str, Real(ge=0, auto=True)] = AUTO,
+             background_method: Annotated[str, Choice(*BACKGROUND_METHODS)] = "absolute",
+             background_param: Annotated[float, Real()] = 0.1,
+             search_method: Annotated[str, Choice(*SEARCH_METHODS)] = "above_background",
+             search_param: NonNegative = 0.0,
+             peak_method: Annotated[str, Choice(*PEAK_METHODS)] = "relative_above_background",
+             peak_param: NonNegative = 0.3, min_size_px: AutoCount = AUTO,
+             centre_method: Annotated[str, Choice(*CENTRE_METHODS)] = "com", fit_radius_px: AutoPx = AUTO):
     """FindFoci on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
 
     The study's settings (absolute background 0.1-0.3 of the range, blur
@@ -285,8 +301,9 @@ def deconvolve(image: np.ndarray, psf_sigma_px: float, num_iter: int) -> np.ndar
           "Richardson-Lucy deconvolution (skimage, clip=False) with a Gaussian PSF of the measured "
           "column width (or psf_sigma_px), then local maxima + batched 2-D Gaussian refinement on the "
           "deconvolved image.")
-def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px=AUTO, psf_frac=0.7, num_iter=10, smooth_sigma_px=AUTO,
-                min_distance_px=AUTO, threshold_rel=0.1, fit_radius_px=AUTO):
+def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px: AutoPx = AUTO, psf_frac: Annotated[float, Real(gt=0)] = 0.7,
+                num_iter: Annotated[int, Int(ge=1)] = 10, smooth_sigma_px: AutoPx = AUTO,
+                min_distance_px: AutoCount = AUTO, threshold_rel: NonNegative = 0.1, fit_radius_px: AutoPx = AUTO):
     """Deconvolve, then :func:`gaussfit`.
 
     ``psf_sigma_px`` auto = ``psf_frac`` x the median column sigma that
@@ -301,9 +318,6 @@ def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px=AUTO, psf_frac=0.7, num_
             raise AtomlocInputError("rl_gaussfit: no column could be fitted to measure the PSF width; "
                                     "give psf_sigma_px")
         psf_sigma_px = float(psf_frac) * width
-    _positive("psf_sigma_px", float(psf_sigma_px))
-    if int(num_iter) < 1:
-        raise AtomlocInputError(f"parameter num_iter must be >= 1 (got {num_iter})")
     sharp = deconvolve(np.asarray(image, dtype=np.float64), float(psf_sigma_px), int(num_iter))
     return gaussfit(sharp, spacing_px, smooth_sigma_px=smooth_sigma_px, min_distance_px=min_distance_px,
                     threshold_rel=threshold_rel, fit_radius_px=fit_radius_px)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 
 from atomloc.core.errors import AtomlocInputError
 from atomloc.locate.nets import ATOMID, ATOMSEGNET
+from atomloc.locate.params import Choice, Flag, Int, Real, Text
 from atomloc.locate.refine import refine_peaks
 from atomloc.locate.registry import AUTO, register
 
@@ -22,6 +24,12 @@ BLOB_HEADS = ("log", "dog", "doh")
 """scikit-image blob detectors that can replace AtomID-net's NMS head on its confidence map."""
 HEADS = ("nms", *BLOB_HEADS)
 _IMPORTS = ("torch", "atomloc.locate.nets.models", "atomloc.locate.nets.heads")
+Model = Annotated[str, Text(auto=True, what="a checkpoint path")]
+"""A checkpoint path."""
+MaxTile = Annotated[int, Int(ge=256)]
+"""Larger images go through the network in overlapping tiles of at most this side (> twice the 96 px margin)."""
+Device = Annotated[str, Text(pattern=r"auto|cpu|mps|cuda(:\d+)?", what="auto, cpu, mps, cuda or cuda:N")]
+"""PyTorch device; auto = CUDA if available."""
 
 
 def resolve_model_path(model, architecture: str) -> Path:
@@ -54,9 +62,11 @@ def load_model(model, architecture: str, device: str = AUTO):
           "predicted spacing, greedy NMS (IoU 0.3) with a confidence lower bound; heads log/dog/doh optional.",
           imports=_IMPORTS, needs_spacing=False)
 
-def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model=AUTO, min_confidence: float = 0.3,
-                  window_px: int = 3, iou_threshold: float = 0.3, head: str = "nms", subpixel: bool = True,
-                  max_tile_px: int = 1024, device: str = AUTO) -> pd.DataFrame:
+def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
+                  min_confidence: Annotated[float, Real(ge=0, le=1)] = 0.3,
+                  window_px: Annotated[int, Int(ge=1)] = 3, iou_threshold: Annotated[float, Real(ge=0, le=1)] = 0.3,
+                  head: Annotated[str, Choice(*HEADS)] = "nms", subpixel: Annotated[bool, Flag()] = True,
+                  max_tile_px: MaxTile = 1024, device: Device = AUTO) -> pd.DataFrame:
     """AtomID-net: confidence map and spacing from the U-Net, then a detection head.
 
     Parameters
@@ -93,8 +103,6 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model=AUTO, min_confide
     from atomloc.locate.nets.heads import nms_head
     from atomloc.locate.nets.models import predict
 
-    if head not in HEADS:
-        raise AtomlocInputError(f"atomid: head must be one of {HEADS} (got {head!r})")
     net = load_model(model, ATOMID, device)
     maps, spacing = predict(net, image, max_tile_px=int(max_tile_px))
     conf = maps[0]
@@ -111,8 +119,10 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model=AUTO, min_confide
           "AtomSegNet-style U-Net (modified chi-square loss) segmentation map, Otsu threshold, "
           "connected components, centroids; optional 2-D Gaussian refinement.",
           imports=_IMPORTS, needs_spacing=False)
-def atomsegnet_locate(image: np.ndarray, spacing_px=AUTO, *, model=AUTO, min_area_px: int = 2, refine: str = "none",
-                      max_tile_px: int = 1024, device: str = AUTO) -> pd.DataFrame:
+def atomsegnet_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
+                      min_area_px: Annotated[int, Int(ge=1)] = 2,
+                      refine: Annotated[str, Choice("none", "gaussian")] = "none", max_tile_px: MaxTile = 1024,
+                      device: Device = AUTO) -> pd.DataFrame:
     """AtomSegNet-style U-Net: segmentation map, Otsu threshold, connected components, centroids.
 
     ``refine="gaussian"`` refines each centroid by the batched 2-D Gaussian fit
@@ -133,8 +143,6 @@ def atomsegnet_locate(image: np.ndarray, spacing_px=AUTO, *, model=AUTO, min_are
     from atomloc.locate.nets.heads import otsu_centroid_head
     from atomloc.locate.nets.models import predict
 
-    if refine not in ("none", "gaussian"):
-        raise AtomlocInputError(f"atomsegnet: refine must be none or gaussian (got {refine!r})")
     net = load_model(model, ATOMSEGNET, device)
     maps, _ = predict(net, image, max_tile_px=int(max_tile_px))
     found = otsu_centroid_head(maps[0], int(min_area_px))

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import warnings
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 
 from atomloc.core.errors import AtomlocInputError
+from atomloc.locate.params import Choice, Int, Real
 from atomloc.locate.registry import AUTO, _auto, register
 
 
@@ -18,8 +20,10 @@ from atomloc.locate.registry import AUTO, _auto, register
           requires=("atomap", "hyperspy"),
           extra="atomap",
           imports=("atomap.api", "hyperspy.api"))
-def atomap_locate(image, spacing_px=AUTO, *, separation_px=AUTO, threshold_rel=0.02, percent_to_nn=0.4,
-                  refine="gaussian"):
+def atomap_locate(image, spacing_px=AUTO, *, separation_px: Annotated[int | str, Int(ge=1, auto=True)] = AUTO,
+                  threshold_rel: Annotated[float, Real(ge=0, le=1)] = 0.02,
+                  percent_to_nn: Annotated[float, Real(gt=0, le=1)] = 0.4,
+                  refine: Annotated[str, Choice("gaussian", "com", "none")] = "gaussian"):
     """Run the real Atomap library.
 
     ``separation_px`` auto = 0.45 x spacing (at least 2 px): Atomap's peak
@@ -39,8 +43,6 @@ def atomap_locate(image, spacing_px=AUTO, *, separation_px=AUTO, threshold_rel=0
        tool for the automated analysis of atomic resolution images using two-dimensional
        Gaussian fitting", Adv. Struct. Chem. Imaging 3, 9 (2017).
     """
-    if refine not in ("gaussian", "com", "none"):
-        raise AtomlocInputError(f"atomap: refine must be gaussian, com or none (got {refine!r})")
     separation = int(_auto(separation_px, max(2, int(0.45 * spacing_px))))
     if not 1 <= separation < spacing_px / np.sqrt(2):
         raise AtomlocInputError(f"atomap: separation_px must be in [1, spacing/sqrt(2) = "

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import math
+import typing
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -25,18 +27,18 @@ import pandas as pd
 
 from atomloc.core.errors import AtomlocInputError, MissingDependencyError
 from atomloc.core.image import validate_image
+from atomloc.locate.params import AUTO, SPACING, Param
 from atomloc.locate.spacing import estimate_spacing
-
-AUTO = "auto"
 
 
 @dataclass(frozen=True)
 class Method:
-    """A registered locate function and its default parameters."""
+    """A registered locate function, its default parameters and what each accepts."""
 
     name: str
     func: Callable[..., pd.DataFrame]
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Param] = field(default_factory=dict)
     description: str = ""
     requires: tuple[str, ...] = ()
     extra: str = ""
@@ -64,30 +66,47 @@ class Method:
                 f"method {self.name!r} needs {', '.join(missing)}, which is not installed; install it with: {hint}")
 
     def resolve(self, params: Mapping[str, Any] | None = None) -> dict:
-        """Merge ``params`` over the defaults; unknown keys raise naming the method."""
+        """Merge ``params`` over the defaults, each checked by its :class:`~atomloc.locate.params.Param`.
+
+        Raises
+        ------
+        AtomlocInputError
+            One line naming the method and an unknown parameter, or the parameter,
+            its value and what it accepts.
+        """
         params = dict(params or {})
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             raise AtomlocInputError(
                 f"method {self.name!r}: unknown parameter(s) {unknown}; valid: {sorted(self.defaults)}")
-        return {**self.defaults, **params}
+        checked = {k: self.params[k].check(v, f"method {self.name!r}: {k}") for k, v in params.items()}
+        return {**self.defaults, **checked}
 
 
 _REGISTRY: dict[str, Method] = {}
 
 
-def signature_defaults(func: Callable) -> dict:
-    """The parameters of a locate function and their defaults, read from its signature.
+def signature_params(func: Callable) -> tuple[dict, dict]:
+    """The parameters of a locate function: their defaults and what each accepts, read from its signature.
 
-    The signature is the one source of a method's defaults: ``image`` first, then
-    ``spacing_px="auto"``, then keyword parameters that all have defaults.
+    The signature is the one source of a method's parameters: ``image`` first, then
+    ``spacing_px="auto"``, then keyword parameters that all have a default and an
+    ``Annotated[<type>, Param]`` annotation (:mod:`atomloc.locate.params`).
+
+    Returns
+    -------
+    defaults : dict
+        Name -> default, ``spacing_px`` first.
+    params : dict
+        Name -> :class:`~atomloc.locate.params.Param`.
 
     Raises
     ------
     TypeError
-        If the signature does not have that form.
+        If the signature does not have that form, or a default is not accepted by
+        its own :class:`~atomloc.locate.params.Param`.
     """
-    params = list(inspect.signature(func).parameters.values())
+    params = list(inspect.signature(func, eval_str=True).parameters.values())
     where = f"{func.__module__}.{func.__qualname__}"
     if len(params) < 2 or params[0].name != "image" or params[1].name != "spacing_px":
         raise TypeError(f"{where}: a locate function takes (image, spacing_px={AUTO!r}, *, ...)")
@@ -97,7 +116,17 @@ def signature_defaults(func: Callable) -> dict:
            or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if bad:
         raise TypeError(f"{where}: parameters {bad} need defaults (no *args / **kwargs)")
-    return {p.name: p.default for p in params[1:]}
+    specs = {"spacing_px": SPACING}
+    for p in params[2:]:
+        found = [m for m in getattr(p.annotation, "__metadata__", ()) if isinstance(m, Param)]
+        if typing.get_origin(p.annotation) is not typing.Annotated or not found:
+            raise TypeError(f"{where}: parameter {p.name} needs an Annotated[<type>, Param] annotation")
+        specs[p.name] = found[0]
+        try:
+            found[0].check(p.default, p.name)
+        except AtomlocInputError as exc:
+            raise TypeError(f"{where}: the default disagrees with the declared parameter: {exc}") from None
+    return {p.name: p.default for p in params[1:]}, specs
 
 
 def register(name: str, description: str, requires: tuple[str, ...] = (), extra: str = "",
@@ -105,8 +134,8 @@ def register(name: str, description: str, requires: tuple[str, ...] = (), extra:
     """Register ``func`` as method ``name``; its defaults are those of its signature.
 
     Every method takes ``spacing_px`` (default ``"auto"``) and keyword
-    parameters with defaults (:func:`signature_defaults`), so a registration
-    cannot declare defaults that disagree with the function.  ``requires``
+    parameters with defaults and typed, range-checked annotations
+    (:func:`signature_params`), so a method's parameters are declared once.  ``requires``
     lists the optional top-level packages the method needs (checked without
     importing them), ``extra`` the package extra that installs them and
     ``imports`` the modules it imports when it runs (see :meth:`Method.load`).
@@ -118,13 +147,15 @@ def register(name: str, description: str, requires: tuple[str, ...] = (), extra:
     ValueError
         If ``name`` is already registered.
     TypeError
-        If the signature is not that of a locate function.
+        If the signature is not that of a locate function, or a default is outside
+        its declared range.
     """
     def decorator(func):
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered")
-        _REGISTRY[name] = Method(name, func, signature_defaults(func), description, tuple(requires), extra,
-                                 tuple(imports), needs_spacing)
+        defaults, params = signature_params(func)
+        _REGISTRY[name] = Method(name, func, defaults, params, description, tuple(requires), extra, tuple(imports),
+                                 needs_spacing)
         return func
 
     return decorator
@@ -171,13 +202,10 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     resolved = m.resolve(params)
     m.check_installed()
     image = validate_image(image, name)
-    if pixel_size_pm is not None and not pixel_size_pm > 0:
-        raise AtomlocInputError(f"{name}: pixel_size_pm must be > 0 (got {pixel_size_pm})")
-    if resolved["spacing_px"] == AUTO:
-        if m.needs_spacing:
-            resolved["spacing_px"] = estimate_spacing(image, name=name)
-    elif not float(resolved["spacing_px"]) > 0:
-        raise AtomlocInputError(f"method {method!r}: spacing_px must be > 0 (got {resolved['spacing_px']})")
+    if pixel_size_pm is not None and not (pixel_size_pm > 0 and math.isfinite(pixel_size_pm)):
+        raise AtomlocInputError(f"{name}: pixel_size_pm must be a finite number > 0 (got {pixel_size_pm})")
+    if resolved["spacing_px"] == AUTO and m.needs_spacing:
+        resolved["spacing_px"] = estimate_spacing(image, name=name)
     out = m.func(image, **resolved)
     return out.reset_index(drop=True)
 
