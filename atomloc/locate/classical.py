@@ -144,18 +144,7 @@ def log_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_
           "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings).")
 def dog_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_px: AutoPx = AUTO,
               sigma_ratio: Annotated[float, Real(gt=1)] = 1.6, threshold: NonNegative = 0.1, overlap: Fraction = 0.5):
-    """Difference-of-Gaussian blobs (``skimage.feature.blob_dog``).
-
-    Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
-    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`.
-    Positions are whole pixels (the scale-space maximum); blobs darker than
-    their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
-
-    References
-    ----------
-    .. [1] T. Lindeberg, "Feature detection with automatic scale selection",
-       Int. J. Comput. Vis. 30, 79-116 (1998).
-    """
+    """Difference-of-Gaussian blobs (``skimage.feature.blob_dog``); otherwise as :func:`log_blobs`."""
     return _detect_blobs(blob_dog, image, spacing_px, min_sigma_px, max_sigma_px, sigma_ratio=float(sigma_ratio),
                          threshold=float(threshold), overlap=float(overlap), exclude_border=False)
 
@@ -171,17 +160,8 @@ def doh_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_
     of the Laplacian keeps the bright ones.  scikit-image approximates the
     Hessian with box filters on the integral image; on round columns its
     positions sit about 1 px up and left of the centre (measured here, kept
-    as it is: this method is scikit-image's detector).
-
-    Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
-    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`.
-    Positions are whole pixels (the scale-space maximum); blobs darker than
-    their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
-
-    References
-    ----------
-    .. [1] T. Lindeberg, "Feature detection with automatic scale selection",
-       Int. J. Comput. Vis. 30, 79-116 (1998).
+    as it is: this method is scikit-image's detector).  Otherwise as
+    :func:`log_blobs`.
     """
     return _detect_blobs(blob_doh, image, spacing_px, min_sigma_px, max_sigma_px, num_sigma=int(num_sigma),
                          threshold=float(threshold), overlap=float(overlap))
