@@ -9,7 +9,8 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from skimage.feature import blob_dog, blob_doh, blob_log, peak_local_max
+from scipy.spatial import cKDTree
+from skimage.feature import blob_dog, blob_doh, blob_log
 from skimage.filters import threshold_otsu
 from skimage.measure import label
 from skimage.restoration import richardson_lucy
@@ -17,6 +18,7 @@ from skimage.restoration import richardson_lucy
 from atomloc.core.errors import AtomlocInputError
 from atomloc.core.image import normalise
 from atomloc.locate.findfoci import BACKGROUND_METHODS, CENTRE_METHODS, PEAK_METHODS, SEARCH_METHODS, find_foci
+from atomloc.locate.noise import background_window_px, height_map, noise_height_threshold, noise_sigma, peak_heights
 from atomloc.locate.params import Choice, Int, Real
 from atomloc.locate.refine import refine_peaks
 from atomloc.locate.registry import AUTO, _auto, _positive, register
@@ -167,42 +169,89 @@ def doh_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_
                          threshold=float(threshold), overlap=float(overlap))
 
 
-def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, threshold_rel=0.1):
-    """Local maxima of the smoothed, background-subtracted image.
+def peak_settings(spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO) -> dict:
+    """The filters of :func:`find_peaks` for a spacing: the keyword arguments of
+    :func:`atomloc.locate.noise.peak_heights`.
 
-    The background is a minimum filter over a (2 x spacing)-wide window,
-    smoothed over one spacing; peaks lower than ``threshold_rel`` times the
-    99.9th percentile of the background-subtracted image are dropped.
+    ``smooth_sigma_px`` auto = spacing / 6 (at least 0.5 px: about the width of
+    a column, the matched filter); ``min_distance_px`` auto = 0.35 x spacing
+    (``peak_local_max`` compares within a square window of that half-width, whose
+    corner, sqrt(2) x farther, must stay clear of a neighbour one spacing away);
+    the background is the minimum over 2 x spacing, blurred over one spacing.
+    """
+    sigma = _positive("smooth_sigma_px", _auto(smooth_sigma_px, max(0.5, spacing_px / 6.0)))
+    min_distance = int(_auto(min_distance_px, max(1, int(0.35 * spacing_px))))
+    return {"smooth_sigma_px": float(sigma), "min_distance_px": min_distance,
+            "background_width_px": background_window_px(spacing_px), "background_sigma_px": float(spacing_px)}
+
+
+def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, false_alarm_rate=0.002,
+               neighbour_false_alarm_rate=0.2, threshold_rel=0.0, maxima_of=None):
+    """Local maxima of the smoothed, background-subtracted image that stand out of the noise.
+
+    Two thresholds on the height above the local background, both set by the
+    image's noise level (:func:`atomloc.locate.noise.noise_sigma`) through
+    :func:`atomloc.locate.noise.noise_height_threshold`:
+
+    - a maximum that white noise reaches at ``false_alarm_rate`` (false
+      detections on pure noise as a fraction of the columns) is a column;
+    - a weaker maximum is a column if white noise reaches it at
+      ``neighbour_false_alarm_rate`` and it lies within 1.6 spacings of a column
+      of the first kind (the weak sublattice of a crystal next to its heavy
+      columns; on pure noise the two together stay below 1 % of the columns).
+
+    ``threshold_rel`` > 0 also drops maxima lower than that fraction of the
+    99.9th percentile of the smoothed image above its minimum.  Filters:
+    :func:`peak_settings`.  ``maxima_of``, an image of the same shape (e.g. a
+    deconvolved one, whose noise is no longer white), supplies the positions of
+    the maxima instead; their heights are still read from ``image``.
 
     Returns
     -------
     ndarray, shape (n, 2)
-        Peak positions as integer (row, col) pixel indices.
+        Peak positions as integer (row, col) pixel indices, highest first.
     """
-    sigma = _positive("smooth_sigma_px", _auto(smooth_sigma_px, max(0.5, 0.1 * spacing_px)))
-    # peak_local_max compares within a square window of half-width min_distance; its corner
-    # (sqrt(2) x farther) must stay clear of a brighter neighbour one spacing away.
-    min_distance = int(_auto(min_distance_px, max(1, int(0.35 * spacing_px))))
-    smooth = ndimage.gaussian_filter(image, sigma)
-    size = max(3, int(round(2 * spacing_px)) | 1)
-    background = ndimage.gaussian_filter(ndimage.minimum_filter(smooth, size=size, mode="reflect"), spacing_px)
-    signal = smooth - background
-    top = np.percentile(signal, 99.9)
-    return peak_local_max(signal, min_distance=min_distance, threshold_abs=float(threshold_rel) * top,
-                          exclude_border=False)
+    settings = peak_settings(spacing_px, smooth_sigma_px, min_distance_px)
+    peaks, heights = peak_heights(image, **settings)
+    if maxima_of is not None:
+        peaks, _ = peak_heights(maxima_of, **settings)
+        signal = height_map(image, **{k: v for k, v in settings.items() if k != "min_distance_px"})
+        heights = signal[peaks[:, 0], peaks[:, 1]]
+    sigma = noise_sigma(image)
+    strong_floor = noise_height_threshold(sigma, spacing_px, false_alarm_rate=float(false_alarm_rate), **settings)
+    weak_floor = noise_height_threshold(sigma, spacing_px, false_alarm_rate=float(neighbour_false_alarm_rate),
+                                        **settings)
+    keep = heights > strong_floor
+    weak = np.nonzero(~keep & (heights > min(weak_floor, strong_floor)))[0]
+    if keep.any() and len(weak):
+        distance, _ = cKDTree(peaks[keep]).query(peaks[weak], distance_upper_bound=1.6 * spacing_px)
+        keep[weak[np.isfinite(distance)]] = True
+    if threshold_rel > 0 and len(heights):
+        smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), settings["smooth_sigma_px"])
+        keep &= heights > float(threshold_rel) * np.percentile(smooth - smooth.min(), 99.9)
+    return peaks[keep]
+
+
+FalseAlarms = Annotated[float, Real(gt=0, lt=1)]
 
 
 @register("gaussfit",
-          "Local maxima of the smoothed, background-subtracted image (minimum distance from the "
-          "spacing), each refined by a batched 2-D Gaussian fit; failed fits are dropped.")
+          "Local maxima of the smoothed, background-subtracted image that stand out of the noise at a "
+          "false-alarm rate (minimum distance from the spacing), each refined by a batched 2-D Gaussian fit; "
+          "failed fits are dropped.")
 def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO, min_distance_px: AutoCount = AUTO,
-             threshold_rel: NonNegative = 0.1, fit_radius_px: AutoPx = AUTO):
-    """Local maxima + 2-D Gaussian refinement (:func:`atomloc.locate.refine.fit_gaussians`).
+             false_alarm_rate: FalseAlarms = 0.002, neighbour_false_alarm_rate: FalseAlarms = 0.2,
+             threshold_rel: NonNegative = 0.0, fit_radius_px: AutoPx = AUTO):
+    """Local maxima (:func:`find_peaks`) + 2-D Gaussian refinement (:func:`atomloc.locate.refine.fit_gaussians`).
 
-    ``fit_radius_px`` auto = 0.4 x spacing (at least 2 px): the fitted disc
-    stays clear of the neighbouring columns.
+    ``false_alarm_rate``, ``neighbour_false_alarm_rate``: the two noise
+    thresholds of :func:`find_peaks` (expected detections on pure noise, as a
+    fraction of the columns); ``threshold_rel`` an optional extra cut relative
+    to the brightest columns.  ``fit_radius_px`` auto = 0.4 x spacing (at least 2 px):
+    the fitted disc stays clear of the neighbouring columns.
     """
-    peaks = find_peaks(image, spacing_px, smooth_sigma_px, min_distance_px, threshold_rel)
+    peaks = find_peaks(image, spacing_px, smooth_sigma_px, min_distance_px, false_alarm_rate,
+                       neighbour_false_alarm_rate, threshold_rel)
     radius = _positive("fit_radius_px", _auto(fit_radius_px, max(2.0, 0.4 * spacing_px)))
     return refine_peaks(image, peaks, radius, sigma_px=max(0.5, 0.2 * spacing_px))
 
@@ -283,21 +332,30 @@ def deconvolve(image: np.ndarray, psf_sigma_px: float, num_iter: int) -> np.ndar
           "deconvolved image.")
 def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px: AutoPx = AUTO, psf_frac: Annotated[float, Real(gt=0)] = 0.7,
                 num_iter: Annotated[int, Int(ge=1)] = 10, smooth_sigma_px: AutoPx = AUTO,
-                min_distance_px: AutoCount = AUTO, threshold_rel: NonNegative = 0.1, fit_radius_px: AutoPx = AUTO):
-    """Deconvolve, then :func:`gaussfit`.
+                min_distance_px: AutoCount = AUTO, false_alarm_rate: FalseAlarms = 0.002,
+                neighbour_false_alarm_rate: FalseAlarms = 0.2, threshold_rel: NonNegative = 0.0,
+                fit_radius_px: AutoPx = AUTO):
+    """Deconvolve, then local maxima + 2-D Gaussian refinement on the deconvolved image.
 
     ``psf_sigma_px`` auto = ``psf_frac`` x the median column sigma that
-    :func:`gaussfit` measures on the raw image (the PSF is only part of the
-    column width: deconvolving the whole width turns columns into points and
-    amplifies noise).  ``num_iter`` Richardson-Lucy iterations (few: RL rings
-    around bright columns as it converges).
+    :func:`gaussfit` (with the same detection parameters) measures on the raw
+    image (the PSF is only part of the column width: deconvolving the whole
+    width turns columns into points and amplifies noise); where it finds no
+    column, none is returned.  ``num_iter`` Richardson-Lucy iterations (few: RL
+    rings around bright columns as it converges).  The maxima are those of the
+    deconvolved image, but whether one stands out of the noise is judged on the
+    raw image (:func:`find_peaks` with ``maxima_of``): deconvolution colours the
+    noise, so white-noise thresholds do not hold on the deconvolved image.
     """
     if AUTO == psf_sigma_px:
-        width = column_sigma(image, spacing_px)
-        if not np.isfinite(width):
-            raise AtomlocInputError("rl_gaussfit: no column could be fitted to measure the PSF width; "
-                                    "give psf_sigma_px")
-        psf_sigma_px = float(psf_frac) * width
+        first = gaussfit(image, spacing_px, smooth_sigma_px=smooth_sigma_px, min_distance_px=min_distance_px,
+                         false_alarm_rate=false_alarm_rate, neighbour_false_alarm_rate=neighbour_false_alarm_rate,
+                         threshold_rel=threshold_rel, fit_radius_px=fit_radius_px)
+        if len(first) == 0:
+            return first  # no column stands out of the noise: nothing to measure the PSF on, nothing to find
+        psf_sigma_px = float(psf_frac) * float(np.median(first["sigma"]))
     sharp = deconvolve(np.asarray(image, dtype=np.float64), float(psf_sigma_px), int(num_iter))
-    return gaussfit(sharp, spacing_px, smooth_sigma_px=smooth_sigma_px, min_distance_px=min_distance_px,
-                    threshold_rel=threshold_rel, fit_radius_px=fit_radius_px)
+    peaks = find_peaks(image, spacing_px, smooth_sigma_px, min_distance_px, false_alarm_rate,
+                       neighbour_false_alarm_rate, threshold_rel, maxima_of=sharp)
+    radius = _positive("fit_radius_px", _auto(fit_radius_px, max(2.0, 0.4 * spacing_px)))
+    return refine_peaks(sharp, peaks, radius, sigma_px=max(0.5, 0.2 * spacing_px))

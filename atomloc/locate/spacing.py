@@ -15,6 +15,10 @@ from atomloc.core.errors import AtomlocInputError
 from atomloc.core.geometry import parabolic_vertex
 from atomloc.core.image import validate_image
 
+SIGNIFICANCE = 6.0
+"""How many white-noise standard deviations an autocorrelation peak must reach to count as a lattice
+repeat (tens of thousands of lags are searched; pure noise exceeds 6 sigma at none of them)."""
+
 
 def _remove_plane(image: np.ndarray) -> np.ndarray:
     """Subtract the least-squares plane a + b*x + c*y (removes ramps and offset)."""
@@ -96,9 +100,15 @@ def acf_peak_vectors(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     # Smoothing on the scale of the zero-lag peak removes the small noise maxima
     # of the ACF and leaves the (as wide, symmetric) lattice peaks in place.
     acf = ndimage.gaussian_filter(acf, 0.15 * r_central)
-    acf = acf / acf.max()
     h, w = acf.shape
     cy, cx = h // 2, w // 2
+    # For white noise the normalised autocorrelation at a lag (dy, dx) scatters with a
+    # standard deviation of 1 / sqrt(overlapping pixels); a lattice peak must stand
+    # SIGNIFICANCE of those above zero (smoothing only lowers the scatter) for the image
+    # to have a lattice at all.
+    overlap = ((h - np.abs(np.arange(h) - cy))[:, None] * (w - np.abs(np.arange(w) - cx))[None, :]).astype(float)
+    significant = acf >= SIGNIFICANCE / np.sqrt(overlap)
+    acf = acf / acf.max()
     max_lag = max_lag_frac * min(h, w)
     peaks = peak_local_max(acf, min_distance=1, exclude_border=1)
     if len(peaks) == 0:
@@ -107,7 +117,9 @@ def acf_peak_vectors(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     r = np.hypot(lag[:, 0], lag[:, 1])
     keep = (r >= max(1.5, r_central)) & (r <= max_lag)
     peaks, r = peaks[keep], r[keep]
-    if len(peaks) == 0:
+    # A lattice exists if one repeat stands out of the noise; which repeats are neighbours is
+    # then decided by their heights above the valleys between them (below).
+    if len(peaks) == 0 or not significant[peaks[:, 0], peaks[:, 1]].any():
         return np.zeros((0, 2)), np.zeros(0)
     heights = acf[peaks[:, 0], peaks[:, 1]]
     # Heights above the deepest valley within the searched lags: the mean-removed
@@ -140,6 +152,12 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     10 % of the shortest are averaged (a lattice has several equivalent
     nearest-neighbour vectors).
 
+    A lattice is only reported if at least one off-centre peak stands
+    :data:`SIGNIFICANCE` standard deviations of white noise above zero (for
+    white noise the normalised autocorrelation at a lag scatters by
+    1 / sqrt(overlapping pixels)); on pure noise, vacuum, or a lattice buried in
+    noise the estimate says there is none instead of returning a noise repeat.
+
     Where the contrast of thickness or particle shape dominates (nanoparticles
     on a support, a wedge), the zero-lag peak is as wide as the particles and
     no lattice repeat lies beyond it.  The estimate is then repeated on the
@@ -170,8 +188,8 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     Raises
     ------
     AtomlocInputError
-        If the autocorrelation has no off-centre peak (no lattice repeats within
-        ``max_lag_frac`` of the image).
+        If the autocorrelation has no off-centre peak that stands out of the noise
+        (no lattice repeats within ``max_lag_frac`` of the image).
     """
     image = validate_image(image, name)
     if np.std(_remove_plane(image)) <= 1e-9 * np.abs(image).max():
@@ -184,8 +202,8 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
         vectors, _ = acf_peak_vectors(high_pass, max_lag_frac, min_peak_rel)
     if len(vectors) == 0:
         raise AtomlocInputError(
-            f"{name}: cannot estimate the column spacing (no repeat found within "
-            f"{max_lag_frac:.2f} of the image size); pass spacing_px explicitly"
+            f"{name}: no lattice found (no repeat within {max_lag_frac:.2f} of the image size stands out "
+            f"of the noise); if there are columns, give their spacing (spacing_px, atomloc locate --spacing-px)"
         )
     lengths = np.hypot(vectors[:, 0], vectors[:, 1])
     return float(np.mean(lengths[lengths <= 1.1 * lengths[0]]))
