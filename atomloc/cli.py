@@ -54,6 +54,8 @@ def _cmd_locate(args) -> int:
     params = dict(_parse_param(p) for p in args.param)
     if args.model is not None:
         params["model"] = args.model
+    if args.spacing_px is not None:
+        params["spacing_px"] = args.spacing_px
     get_method(args.method).resolve(params)  # every parameter checked before any work
     frame = _parse_frame(args.frame)
     check_writable(args.out)
@@ -61,12 +63,13 @@ def _cmd_locate(args) -> int:
         frames = read_stack(args.image)
         t0 = time.perf_counter()
         positions, _ = locate_series(frames, args.method, pixel_size_pm=args.pixel_size_pm, name=str(args.image),
-                                     **params)
+                                     columns=args.columns, **params)
         what = f"{len(positions)} columns in {len(frames)} frames"
     else:
         image = read_image(args.image, frame=frame)
         t0 = time.perf_counter()
-        positions = locate(image, args.method, pixel_size_pm=args.pixel_size_pm, name=str(args.image), **params)
+        positions = locate(image, args.method, pixel_size_pm=args.pixel_size_pm, name=str(args.image),
+                           columns=args.columns, **params)
         what = f"{len(positions)} columns" + ("" if frame is None else f" in frame {frame}")
     elapsed = time.perf_counter() - t0
     write_positions(args.out, positions)
@@ -101,10 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "frame column in the output")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method parameter, repeatable (values parsed as YAML: 3, 0.5, otsu, true)")
+    p.add_argument("--spacing-px", type=float, default=None,
+                   help="nearest-neighbour column spacing in pixels (default: estimated from the image)")
+    p.add_argument("--columns", choices=("all", "heavy"), default="all",
+                   help="all columns, or only the brightest sublattice (heavy: e.g. the metal columns of MoS2)")
     p.add_argument("--model", default=None,
                    help=f"checkpoint of a learned method ({', '.join(ARCHITECTURES)}), e.g. one the "
                         "workflow trained")
-    p.add_argument("--out", required=True, help="output CSV with columns x, y (pixels; x = column index)")
+    p.add_argument("--out", required=True,
+                   help="output CSV with columns x, y (pixels; x = column index), intensity, sublattice (0 = brightest)")
     p.set_defaults(func=_cmd_locate)
 
     m = sub.add_parser("methods", help="list registered methods with their parameters and defaults")

@@ -84,18 +84,19 @@ def background_window_px(spacing_px: float) -> int:
     return max(3, int(round(2 * spacing_px)) | 1)
 
 
+def local_background(smooth: np.ndarray, *, background_width_px: int, background_sigma_px: float) -> np.ndarray:
+    """The level between columns: the minimum of a (smoothed) image over a square window of
+    ``background_width_px``, blurred by a Gaussian of ``background_sigma_px`` (pixels)."""
+    return ndimage.gaussian_filter(ndimage.minimum_filter(smooth, size=background_width_px, mode="reflect"),
+                                   background_sigma_px)
+
+
 def height_map(image: np.ndarray, *, smooth_sigma_px: float, background_width_px: int,
                background_sigma_px: float) -> np.ndarray:
-    """The smoothed image minus its local background (the level between columns), image units.
-
-    The background is the minimum of the smoothed image (Gaussian of
-    ``smooth_sigma_px``) over a square window of ``background_width_px``, blurred
-    by a Gaussian of ``background_sigma_px``; all lengths in pixels.
-    """
+    """The image smoothed by a Gaussian of ``smooth_sigma_px`` minus its :func:`local_background`, image units."""
     smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), smooth_sigma_px)
-    background = ndimage.gaussian_filter(ndimage.minimum_filter(smooth, size=background_width_px, mode="reflect"),
-                                         background_sigma_px)
-    return smooth - background
+    return smooth - local_background(smooth, background_width_px=background_width_px,
+                                     background_sigma_px=background_sigma_px)
 
 
 def peak_heights(image: np.ndarray, *, smooth_sigma_px: float, min_distance_px: int,

@@ -28,6 +28,8 @@ import pandas as pd
 
 from atomloc.core.errors import AtomlocInputError, MissingDependencyError
 from atomloc.core.image import validate_image
+from atomloc.core.geometry import nearest_neighbour_spacing
+from atomloc.locate.columns import annotate_columns, keep_columns
 from atomloc.locate.params import AUTO, SPACING, Param
 from atomloc.locate.spacing import estimate_spacing
 
@@ -177,7 +179,7 @@ def available_methods() -> list[str]:
 
 
 def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, name: str = "image",
-           **params) -> pd.DataFrame:
+           columns: str = "all", **params) -> pd.DataFrame:
     """Locate atom columns in ``image`` with a registered method.
 
     Parameters
@@ -190,6 +192,9 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
         Pixel size in pm; recorded only (all method parameters are in pixels).
     name : str
         File or image name used in error messages.
+    columns : {"all", "heavy"}
+        Return every column found, or only the brightest sublattice
+        (:func:`atomloc.locate.columns.keep_columns`).
     **params
         Method parameters overriding the defaults; ``"auto"`` values are derived
         from the estimated spacing.
@@ -197,29 +202,36 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     Returns
     -------
     DataFrame
-        Columns ``x, y`` in pixels and, per method, ``score`` and ``sigma``.
+        Columns ``x, y`` in pixels, per method ``score`` and ``sigma``, and for
+        every method ``intensity`` (background-subtracted, summed over a disc of
+        0.35 x spacing) and ``sublattice`` (0 = brightest;
+        :func:`atomloc.locate.columns.annotate_columns`).
     """
     m = get_method(method)
     resolved = m.resolve(params)
+    keep_columns(pd.DataFrame({"sublattice": []}), columns, name)  # checked before any work
     m.check_installed()
     image = validate_image(image, name)
     if pixel_size_pm is not None and not (pixel_size_pm > 0 and math.isfinite(pixel_size_pm)):
         raise AtomlocInputError(f"{name}: pixel_size_pm must be a finite number > 0 (got {pixel_size_pm})")
     if resolved["spacing_px"] == AUTO and m.needs_spacing:
         resolved["spacing_px"] = estimate_spacing(image, name=name)
-    out = m.func(image, **resolved)
-    return out.reset_index(drop=True)
+    out = m.func(image, **resolved).reset_index(drop=True)
+    spacing = resolved["spacing_px"]
+    if spacing == AUTO:  # a method that finds its own scale: the spacing of what it found
+        spacing = nearest_neighbour_spacing(out[["x", "y"]].to_numpy()) if len(out) > 1 else 1.0
+    return keep_columns(annotate_columns(image, out, spacing_px=float(spacing)), columns, name)
 
 
 def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None = None, name: str = "series",
-                  **params) -> tuple[pd.DataFrame, list[float]]:
+                  columns: str = "all", **params) -> tuple[pd.DataFrame, list[float]]:
     """Locate atom columns in every frame of a series with one method.
 
     Parameters
     ----------
     frames : ndarray, shape (n, H, W)
         The frames.
-    method, pixel_size_pm, **params
+    method, pixel_size_pm, columns, **params
         As for :func:`locate`.
     name : str
         Series name used in error messages (``"<name>[frame k]"``).
@@ -236,7 +248,8 @@ def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None =
     tables, seconds = [], []
     for k, image in enumerate(frames):
         t0 = time.perf_counter()
-        table = locate(image, method, pixel_size_pm=pixel_size_pm, name=f"{name}[frame {k}]", **params)
+        table = locate(image, method, pixel_size_pm=pixel_size_pm, name=f"{name}[frame {k}]", columns=columns,
+                       **params)
         seconds.append(time.perf_counter() - t0)
         table.insert(0, "frame", k)
         tables.append(table)
