@@ -192,6 +192,6 @@ def test_methods_listing_says_what_each_parameter_accepts(capsys):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
     assert "    threshold_rel = 0.0  (a number >= 0)" in out
-    assert "    false_alarm_rate = 0.002  (a number in (0, 1))" in out
+    assert "    false_alarm_rate = 0.001  (a number in (0, 1))" in out
     assert "    head = nms  (one of 'nms', 'log', 'dog', 'doh')" in out
     assert get_method("gaussfit").params["spacing_px"].describe() == "a number > 0 or 'auto'"

@@ -75,7 +75,7 @@ def test_params_and_pixel_size(tmp_path, capsys):
 def test_methods_lists_parameters(capsys):
     assert main(["methods"]) == 0
     text = capsys.readouterr().out
-    for name in ("threshold_centroid", "log", "gaussfit", "spacing_px = auto", "threshold = 0.1"):
+    for name in ("threshold_centroid", "log", "gaussfit", "spacing_px = auto", "threshold = auto", "preset = noise"):
         assert name in text
 
 

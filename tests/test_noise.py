@@ -65,3 +65,28 @@ def test_low_dose_columns_found_where_a_relative_threshold_drowned_them():
     peaks = find_peaks(frame, 10.0)
     score = score_detections(peaks[:, ::-1], truth, frame.shape)
     assert score.f1 >= 0.95
+
+
+# preset="study" must keep giving what the study-style methods gave before the noise-aware
+# defaults (the numbers of the benchmark's Table 2): counts and coordinate sums measured with
+# the code before that change (commit 5331bd1) on this frame.
+STUDY_PINS = {"threshold_centroid": (243, 19322.891231, 19539.244539),
+              "threshold_wcentroid": (243, 19337.296512, 19544.520211),
+              "log": (1149, 91607.0, 92212.0), "dog": (340, 27267.0, 26979.0), "doh": (474, 37810.0, 37604.0),
+              "findfoci": (186, 14535.355883, 15209.813322)}
+
+
+@pytest.mark.parametrize("method", sorted(STUDY_PINS))
+def test_study_preset_is_unchanged(method):
+    frame = mos2_frame(spacing_px=9.0, shape=(160, 160), electrons_per_px=40.0, seed=5).frames[0]
+    found = locate(frame, method, spacing_px=9.0, preset="study")
+    n, sx, sy = STUDY_PINS[method]
+    assert len(found) == n
+    assert found["x"].sum() == pytest.approx(sx, abs=1e-4) and found["y"].sum() == pytest.approx(sy, abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["threshold_centroid", "log", "dog", "doh", "findfoci"])
+def test_noise_preset_finds_nothing_on_pure_noise(method):
+    noise = 50.0 + np.random.default_rng(11).normal(0.0, 2.0, (320, 320))
+    found = locate(noise, method, spacing_px=10.0)
+    assert len(found) <= 0.01 * noise.size / 10.0 ** 2

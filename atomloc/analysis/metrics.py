@@ -181,3 +181,33 @@ def chamfer_distance(pred: np.ndarray, ref_all: np.ndarray, ref: np.ndarray | No
     d_pt, _ = cKDTree(ref_all).query(pred)
     d_tp, _ = cKDTree(pred_all).query(ref)
     return float(np.mean(d_pt) + np.mean(d_tp))
+
+
+def spacing_sanity(pred: np.ndarray, spacing_px: float, tolerance: float = 0.3) -> float:
+    """Label-free sanity figure: the fraction of detections whose nearest other detection lies
+    within ``tolerance`` (relative) of the column spacing.
+
+    Near 1 for a clean detection of one lattice; noise detections (too close),
+    missed columns (too far) and a wrong spacing pull it down.  For lattices
+    with a basis whose columns sit closer than the spacing it stays below 1 even
+    for a perfect detection, so compare methods on one image, not images.
+
+    Parameters
+    ----------
+    pred : ndarray, shape (n, 2)
+        Detected (x, y), pixels.
+    spacing_px : float
+        Column spacing, pixels.
+    tolerance : float
+        Accepted relative deviation of the nearest-neighbour distance.
+
+    Returns
+    -------
+    float
+        The fraction in [0, 1]; NaN for fewer than two detections.
+    """
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 2)
+    if len(pred) < 2:
+        return float("nan")
+    d, _ = cKDTree(pred).query(pred, k=2)
+    return float(np.mean(np.abs(d[:, 1] / float(spacing_px) - 1.0) <= tolerance))

@@ -18,7 +18,8 @@ from skimage.restoration import richardson_lucy
 from atomloc.core.errors import AtomlocInputError
 from atomloc.core.image import normalise
 from atomloc.locate.findfoci import BACKGROUND_METHODS, CENTRE_METHODS, PEAK_METHODS, SEARCH_METHODS, find_foci
-from atomloc.locate.noise import background_window_px, height_map, noise_height_threshold, noise_sigma, peak_heights
+from atomloc.locate.noise import (background_window_px, height_map, local_background, noise_height_threshold,
+                                  noise_sigma, peak_heights)
 from atomloc.locate.params import Choice, Int, Real
 from atomloc.locate.refine import refine_peaks
 from atomloc.locate.registry import AUTO, _auto, _positive, register
@@ -26,8 +27,47 @@ from atomloc.locate.registry import AUTO, _auto, _positive, register
 # What the parameters accept (:mod:`atomloc.locate.params`); "auto" = derived from the spacing.
 AutoPx = Annotated[float | str, Real(gt=0, auto=True)]
 AutoCount = Annotated[int | str, Int(ge=1, auto=True)]
+AutoDistance = Annotated[float | str, Real(ge=1, auto=True)]
 Fraction = Annotated[float, Real(ge=0, le=1)]
 NonNegative = Annotated[float, Real(ge=0)]
+FalseAlarms = Annotated[float, Real(gt=0, lt=1)]
+PRESETS = ("noise", "study")
+Preset = Annotated[str, Choice(*PRESETS)]
+AutoNonNegative = Annotated[float | str, Real(ge=0, auto=True)]
+
+BLOB_THRESHOLDS = {"log": {"study": 0.1, "noise": 0.02}, "dog": {"study": 0.1, "noise": 0.02},
+                   "doh": {"study": 0.004, "noise": 0.0003}}
+"""The blob detectors' ``threshold`` for ``"auto"``: the AtomID-net study's settings, and lower ones
+where the noise test (``preset="noise"``) decides which blobs are columns."""
+
+FINDFOCI_PARAMS = {"study": {"background_param": 0.1, "peak_param": 0.3},
+                   "noise": {"background_param": 0.03, "peak_param": 0.1}}
+"""FindFoci's ``background_param`` and ``peak_param`` for ``"auto"``, per preset (as :data:`BLOB_THRESHOLDS`)."""
+
+
+def _prepare(image, spacing_px, preset):
+    """The image a detector runs on: as it is (``study``) or without its background (``noise``).
+
+    ``noise`` subtracts the local level between columns
+    (:func:`atomloc.locate.noise.local_background` of the image smoothed by
+    spacing / 6), so contamination, thickness and vacuum no longer take the
+    intensity range that the detector's 0-1 scaling and thresholds work in.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if preset == "study":
+        return image
+    smooth = ndimage.gaussian_filter(image, max(0.5, spacing_px / 6.0))
+    return image - local_background(smooth, background_width_px=background_window_px(spacing_px),
+                                    background_sigma_px=float(spacing_px))
+
+
+def _finish(image, table, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate):
+    """``study``: the detector's output; ``noise``: only the detections that stand out of the noise."""
+    if preset == "study":
+        return table
+    return noise_filter(image, table, spacing_px, false_alarm_rate, neighbour_false_alarm_rate)
+
+
 
 
 def _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px):
@@ -59,18 +99,27 @@ def _components_table(labels, weights, smooth):
 
 @register("threshold_centroid",
           "Gaussian smoothing, global threshold (Otsu or fixed, on the image scaled to 0-1), "
-          "connected components, unweighted centroid of each component.")
+          "connected components, unweighted centroid of each component; by default on the image without its "
+          "background and keeping the components that stand out of the noise.")
 def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO,
                        threshold: Annotated[float | str, Real(ge=0, le=1, choices=("otsu",))] = "otsu",
-                       min_area_px: Annotated[float | str, Real(ge=0, auto=True)] = AUTO):
+                       min_area_px: Annotated[float | str, Real(ge=0, auto=True)] = AUTO, preset: Preset = "noise",
+                       false_alarm_rate: FalseAlarms = 0.001, neighbour_false_alarm_rate: FalseAlarms = 0.1):
     """Threshold + plain centroid of each connected component.
 
     ``smooth_sigma_px`` auto = 0.1 x spacing; ``min_area_px`` auto = 0.05 x
     spacing^2 (components smaller than this are noise).  ``threshold`` is
     ``"otsu"`` or a number in [0, 1] on the percentile-normalised image.
+    ``preset="noise"`` (default) runs on the image without its background
+    (the level between columns, at the spacing's scale) and keeps the
+    detections that stand out of the image's noise (:func:`noise_filter`, with
+    ``false_alarm_rate`` and ``neighbour_false_alarm_rate``);
+    ``preset="study"`` runs on the raw image alone, as the AtomID-net study did.
     """
-    labels, smooth, _ = _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px)
-    return _components_table(labels, np.ones_like(smooth), smooth)
+    labels, smooth, _ = _threshold_regions(_prepare(image, spacing_px, preset), spacing_px, smooth_sigma_px,
+                                           threshold, min_area_px)
+    return _finish(image, _components_table(labels, np.ones_like(smooth), smooth), spacing_px, preset,
+                   false_alarm_rate, neighbour_false_alarm_rate)
 
 
 @register("threshold_wcentroid",
@@ -78,15 +127,18 @@ def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO
           "(weights: smoothed intensity above the threshold).")
 def threshold_wcentroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO,
                         threshold: Annotated[float | str, Real(ge=0, le=1, choices=("otsu",))] = "otsu",
-                        min_area_px: Annotated[float | str, Real(ge=0, auto=True)] = AUTO):
+                        min_area_px: Annotated[float | str, Real(ge=0, auto=True)] = AUTO, preset: Preset = "noise",
+                        false_alarm_rate: FalseAlarms = 0.001, neighbour_false_alarm_rate: FalseAlarms = 0.1):
     """Threshold + intensity-weighted centroid of each connected component.
 
     The weights are the smoothed intensity above the threshold, so the pedestal
     does not pull the centre to the component's geometric centre.  Parameters
     as :func:`threshold_centroid`.
     """
-    labels, smooth, t = _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px)
-    return _components_table(labels, np.clip(smooth - t, 0.0, None), smooth)
+    labels, smooth, t = _threshold_regions(_prepare(image, spacing_px, preset), spacing_px, smooth_sigma_px,
+                                           threshold, min_area_px)
+    return _finish(image, _components_table(labels, np.clip(smooth - t, 0.0, None), smooth), spacing_px, preset,
+                   false_alarm_rate, neighbour_false_alarm_rate)
 
 
 def blob_sigma_range(spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO):
@@ -122,51 +174,74 @@ def _blob_table(img, blobs):
 
 @register("log",
           "scikit-image blob_log (Laplacian of Gaussian) on the image scaled to 0-1; "
-          "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings).")
+          "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings); by default on "
+          "the image without its background, keeping the blobs that stand out of the noise.")
 def log_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_px: AutoPx = AUTO,
-              num_sigma: Annotated[int, Int(ge=1)] = 10, threshold: NonNegative = 0.1, overlap: Fraction = 0.5):
+              num_sigma: Annotated[int, Int(ge=1)] = 10, threshold: AutoNonNegative = AUTO, overlap: Fraction = 0.5,
+              preset: Preset = "noise",
+              false_alarm_rate: FalseAlarms = 0.001, neighbour_false_alarm_rate: FalseAlarms = 0.1):
     """Laplacian-of-Gaussian blobs (``skimage.feature.blob_log``).
 
     Runs on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
-    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`.
+    ``min_sigma_px`` / ``max_sigma_px`` auto: :func:`blob_sigma_range`;
+    ``threshold`` auto: :data:`BLOB_THRESHOLDS` for the preset.
     Positions are whole pixels (the scale-space maximum); blobs darker than
     their surroundings (e.g. the empty hexagon centres of MX2) are dropped.
+    ``preset="noise"`` (default) runs on the image without its background
+    (the level between columns, at the spacing's scale) and keeps the
+    detections that stand out of the image's noise (:func:`noise_filter`, with
+    ``false_alarm_rate`` and ``neighbour_false_alarm_rate``);
+    ``preset="study"`` runs on the raw image alone, as the AtomID-net study did.
 
     References
     ----------
     .. [1] T. Lindeberg, "Feature detection with automatic scale selection",
        Int. J. Comput. Vis. 30, 79-116 (1998).
     """
-    return _detect_blobs(blob_log, image, spacing_px, min_sigma_px, max_sigma_px, num_sigma=int(num_sigma),
-                         threshold=float(threshold), overlap=float(overlap), exclude_border=False)
+    threshold = _auto(threshold, BLOB_THRESHOLDS["log"][preset])
+    blobs = _detect_blobs(blob_log, _prepare(image, spacing_px, preset), spacing_px, min_sigma_px, max_sigma_px,
+                          num_sigma=int(num_sigma), threshold=float(threshold), overlap=float(overlap),
+                          exclude_border=False)
+    return _finish(image, blobs, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate)
 
 
 @register("dog",
           "scikit-image blob_dog (difference of Gaussians) on the image scaled to 0-1; "
-          "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings).")
+          "max_sigma = sqrt(spacing) capped at 10, threshold 0.1 (the AtomID-net study's settings); by default on "
+          "the image without its background, keeping the blobs that stand out of the noise.")
 def dog_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_px: AutoPx = AUTO,
-              sigma_ratio: Annotated[float, Real(gt=1)] = 1.6, threshold: NonNegative = 0.1, overlap: Fraction = 0.5):
-    """Difference-of-Gaussian blobs (``skimage.feature.blob_dog``); otherwise as :func:`log_blobs`."""
-    return _detect_blobs(blob_dog, image, spacing_px, min_sigma_px, max_sigma_px, sigma_ratio=float(sigma_ratio),
-                         threshold=float(threshold), overlap=float(overlap), exclude_border=False)
+              sigma_ratio: Annotated[float, Real(gt=1)] = 1.6, threshold: AutoNonNegative = AUTO,
+              overlap: Fraction = 0.5, preset: Preset = "noise",
+              false_alarm_rate: FalseAlarms = 0.001, neighbour_false_alarm_rate: FalseAlarms = 0.1):
+    """Difference-of-Gaussian blobs (``skimage.feature.blob_dog``); otherwise (``preset`` too) as :func:`log_blobs`."""
+    threshold = _auto(threshold, BLOB_THRESHOLDS["dog"][preset])
+    blobs = _detect_blobs(blob_dog, _prepare(image, spacing_px, preset), spacing_px, min_sigma_px, max_sigma_px,
+                          sigma_ratio=float(sigma_ratio), threshold=float(threshold), overlap=float(overlap),
+                          exclude_border=False)
+    return _finish(image, blobs, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate)
 
 
 @register("doh",
           "scikit-image blob_doh (determinant of Hessian) on the image scaled to 0-1; "
-          "max_sigma = sqrt(spacing) capped at 10, threshold 0.004 (the AtomID-net study's settings).")
+          "max_sigma = sqrt(spacing) capped at 10, threshold 0.004 (the AtomID-net study's settings); by default "
+          "on the image without its background, keeping the blobs that stand out of the noise.")
 def doh_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_px: AutoPx = AUTO,
-              num_sigma: Annotated[int, Int(ge=1)] = 10, threshold: NonNegative = 0.004, overlap: Fraction = 0.5):
+              num_sigma: Annotated[int, Int(ge=1)] = 10, threshold: AutoNonNegative = AUTO, overlap: Fraction = 0.5,
+              preset: Preset = "noise",
+              false_alarm_rate: FalseAlarms = 0.001, neighbour_false_alarm_rate: FalseAlarms = 0.1):
     """Determinant-of-Hessian blobs (``skimage.feature.blob_doh``).
 
     The determinant is positive for bright and dark blobs alike, so the sign
     of the Laplacian keeps the bright ones.  scikit-image approximates the
     Hessian with box filters on the integral image; on round columns its
     positions sit about 1 px up and left of the centre (measured here, kept
-    as it is: this method is scikit-image's detector).  Otherwise as
-    :func:`log_blobs`.
+    as it is: this method is scikit-image's detector).  Otherwise (``preset``
+    too) as :func:`log_blobs`.
     """
-    return _detect_blobs(blob_doh, image, spacing_px, min_sigma_px, max_sigma_px, num_sigma=int(num_sigma),
-                         threshold=float(threshold), overlap=float(overlap))
+    threshold = _auto(threshold, BLOB_THRESHOLDS["doh"][preset])
+    blobs = _detect_blobs(blob_doh, _prepare(image, spacing_px, preset), spacing_px, min_sigma_px, max_sigma_px,
+                          num_sigma=int(num_sigma), threshold=float(threshold), overlap=float(overlap))
+    return _finish(image, blobs, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate)
 
 
 def peak_settings(spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO) -> dict:
@@ -174,19 +249,19 @@ def peak_settings(spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO) -> dic
     :func:`atomloc.locate.noise.peak_heights`.
 
     ``smooth_sigma_px`` auto = spacing / 6 (at least 0.5 px: about the width of
-    a column, the matched filter); ``min_distance_px`` auto = 0.35 x spacing
-    (``peak_local_max`` compares within a square window of that half-width, whose
-    corner, sqrt(2) x farther, must stay clear of a neighbour one spacing away);
+    a column, the matched filter); ``min_distance_px`` auto = 0.5 x spacing
+    (of two maxima closer than that, the lower is dropped: two columns are at
+    least a spacing apart, and a noise maximum on a column's flank is closer);
     the background is the minimum over 2 x spacing, blurred over one spacing.
     """
     sigma = _positive("smooth_sigma_px", _auto(smooth_sigma_px, max(0.5, spacing_px / 6.0)))
-    min_distance = int(_auto(min_distance_px, max(1, int(0.35 * spacing_px))))
+    min_distance = float(_auto(min_distance_px, max(1.0, 0.5 * spacing_px)))
     return {"smooth_sigma_px": float(sigma), "min_distance_px": min_distance,
             "background_width_px": background_window_px(spacing_px), "background_sigma_px": float(spacing_px)}
 
 
-def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, false_alarm_rate=0.002,
-               neighbour_false_alarm_rate=0.2, threshold_rel=0.0, maxima_of=None):
+def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, false_alarm_rate=0.001,
+               neighbour_false_alarm_rate=0.1, threshold_rel=0.0, maxima_of=None):
     """Local maxima of the smoothed, background-subtracted image that stand out of the noise.
 
     Two thresholds on the height above the local background, both set by the
@@ -215,32 +290,103 @@ def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, fa
     peaks, heights = peak_heights(image, **settings)
     if maxima_of is not None:
         peaks, _ = peak_heights(maxima_of, **settings)
-        signal = height_map(image, **{k: v for k, v in settings.items() if k != "min_distance_px"})
-        heights = signal[peaks[:, 0], peaks[:, 1]]
-    sigma = noise_sigma(image)
-    strong_floor = noise_height_threshold(sigma, spacing_px, false_alarm_rate=float(false_alarm_rate), **settings)
-    weak_floor = noise_height_threshold(sigma, spacing_px, false_alarm_rate=float(neighbour_false_alarm_rate),
-                                        **settings)
-    keep = heights > strong_floor
-    weak = np.nonzero(~keep & (heights > min(weak_floor, strong_floor)))[0]
-    if keep.any() and len(weak):
-        distance, _ = cKDTree(peaks[keep]).query(peaks[weak], distance_upper_bound=1.6 * spacing_px)
-        keep[weak[np.isfinite(distance)]] = True
+        heights = height_map(image, **_map_settings(settings))[peaks[:, 0], peaks[:, 1]]
+    keep = stand_out(peaks, heights, noise_sigma(image), spacing_px, settings, false_alarm_rate,
+                     neighbour_false_alarm_rate)
     if threshold_rel > 0 and len(heights):
         smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), settings["smooth_sigma_px"])
         keep &= heights > float(threshold_rel) * np.percentile(smooth - smooth.min(), 99.9)
     return peaks[keep]
 
 
-FalseAlarms = Annotated[float, Real(gt=0, lt=1)]
+def _map_settings(settings: dict) -> dict:
+    """:func:`peak_settings` without the minimum distance: the keyword arguments of ``height_map``."""
+    return {k: v for k, v in settings.items() if k != "min_distance_px"}
+
+
+def stand_out(peaks, heights, sigma, spacing_px, settings, false_alarm_rate=0.001,
+              neighbour_false_alarm_rate=0.1) -> np.ndarray:
+    """Which maxima stand out of the noise: the two-threshold rule of :func:`find_peaks`.
+
+    Parameters
+    ----------
+    peaks : ndarray, shape (n, 2)
+        Positions (row, col), pixels.
+    heights : ndarray, shape (n,)
+        Their heights above the local background (``height_map`` with ``settings``), image units.
+    sigma : float
+        Pixel noise of the image (``noise_sigma``), image units.
+    spacing_px : float
+        Column spacing, pixels.
+    settings : dict
+        The filters that made the heights (:func:`peak_settings`).
+    false_alarm_rate, neighbour_false_alarm_rate : float
+        As for :func:`find_peaks`.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    peaks = np.asarray(peaks, dtype=np.float64).reshape(-1, 2)
+    heights = np.asarray(heights, dtype=np.float64)
+    strong_floor = noise_height_threshold(sigma, spacing_px, false_alarm_rate=float(false_alarm_rate), **settings)
+    weak_floor = noise_height_threshold(sigma, spacing_px, false_alarm_rate=float(neighbour_false_alarm_rate),
+                                        **settings)
+    keep = heights > strong_floor
+    weak = np.nonzero(~keep & (heights > min(weak_floor, strong_floor)))[0]
+    if keep.any() and len(weak):
+        distance, _ = cKDTree(peaks[keep]).query(peaks[weak], distance_upper_bound=NEIGHBOUR_REACH * spacing_px)
+        keep[weak[np.isfinite(distance)]] = True
+    return keep
+
+
+NEIGHBOUR_REACH = 1.6
+"""How far (in spacings) from a column that clearly stands out a weaker maximum may lie and still count."""
+
+
+SNAP_FRAC = 0.15
+"""How far (in spacings, plus 1 px) a detection may lie from the local maximum that supports it."""
+
+
+def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
+                 neighbour_false_alarm_rate=0.1) -> pd.DataFrame:
+    """Keep the detections of ``table`` (``x, y``, pixels) that stand out of the noise (:func:`stand_out`).
+
+    A detection is a column only where the smoothed, background-subtracted
+    image (:func:`peak_settings` for the spacing) has a local maximum within
+    ``SNAP_FRAC`` x spacing + 1 px of it; that maximum's height is then judged
+    (a detection on the flank of a column, or between two, has none).  Of
+    detections closer than the peak search's minimum distance (0.5 x spacing)
+    only the highest is kept.
+    """
+    if len(table) == 0:
+        return table
+    settings = peak_settings(spacing_px)
+    peaks, peak_h = peak_heights(image, **settings)
+    xy = table[["x", "y"]].to_numpy(dtype=np.float64)
+    heights = np.full(len(xy), -np.inf)
+    if len(peaks):
+        distance, nearest = cKDTree(peaks[:, ::-1]).query(xy, distance_upper_bound=SNAP_FRAC * spacing_px + 1.0)
+        found = np.isfinite(distance)
+        heights[found] = peak_h[nearest[found]]
+    keep = stand_out(xy[:, ::-1], heights, noise_sigma(image), spacing_px, settings, false_alarm_rate,
+                     neighbour_false_alarm_rate)
+    # One detection per column: of detections closer than the peak search's minimum distance
+    # (a blob found at two scales, a column split in two), the highest stays.
+    for i, j in sorted(cKDTree(xy).query_pairs(settings["min_distance_px"]),
+                       key=lambda ij: -max(heights[ij[0]], heights[ij[1]])):
+        if keep[i] and keep[j]:
+            keep[j if heights[i] >= heights[j] else i] = False
+    return table[keep].reset_index(drop=True)
+
 
 
 @register("gaussfit",
           "Local maxima of the smoothed, background-subtracted image that stand out of the noise at a "
           "false-alarm rate (minimum distance from the spacing), each refined by a batched 2-D Gaussian fit; "
           "failed fits are dropped.")
-def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO, min_distance_px: AutoCount = AUTO,
-             false_alarm_rate: FalseAlarms = 0.002, neighbour_false_alarm_rate: FalseAlarms = 0.2,
+def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO, min_distance_px: AutoDistance = AUTO,
+             false_alarm_rate: FalseAlarms = 0.001, neighbour_false_alarm_rate: FalseAlarms = 0.1,
              threshold_rel: NonNegative = 0.0, fit_radius_px: AutoPx = AUTO):
     """Local maxima (:func:`find_peaks`) + 2-D Gaussian refinement (:func:`atomloc.locate.refine.fit_gaussians`).
 
@@ -262,30 +408,42 @@ def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO, min_dist
           "saddle and by size; centre by maximum, centre of mass or Gaussian fit.")
 def findfoci(image, spacing_px=AUTO, *, blur_sigma_px: Annotated[float | str, Real(ge=0, auto=True)] = AUTO,
              background_method: Annotated[str, Choice(*BACKGROUND_METHODS)] = "absolute",
-             background_param: Annotated[float, Real()] = 0.1,
+             background_param: Annotated[float | str, Real(auto=True)] = AUTO,
              search_method: Annotated[str, Choice(*SEARCH_METHODS)] = "above_background",
              search_param: NonNegative = 0.0,
              peak_method: Annotated[str, Choice(*PEAK_METHODS)] = "relative_above_background",
-             peak_param: NonNegative = 0.3, min_size_px: AutoCount = AUTO,
-             centre_method: Annotated[str, Choice(*CENTRE_METHODS)] = "com", fit_radius_px: AutoPx = AUTO):
+             peak_param: AutoNonNegative = AUTO, min_size_px: AutoCount = AUTO,
+             centre_method: Annotated[str, Choice(*CENTRE_METHODS)] = "com", fit_radius_px: AutoPx = AUTO,
+             preset: Preset = "noise", false_alarm_rate: FalseAlarms = 0.001,
+             neighbour_false_alarm_rate: FalseAlarms = 0.1):
     """FindFoci on the image scaled so that its 0.5 / 99.5 percentiles are 0 / 1.
 
     The study's settings (absolute background 0.1-0.3 of the range, blur
     0.8-2 px, minimum size 10 px at spacings near 10 px) become, scaled by the
     spacing: ``blur_sigma_px`` auto = 0.12 x spacing, ``min_size_px`` auto =
-    0.1 x spacing^2 (at least 3 px).  ``centre_method="gaussian"`` refines each
+    0.1 x spacing^2 (at least 3 px); ``background_param`` and ``peak_param``
+    auto: :data:`FINDFOCI_PARAMS` for the preset.  ``centre_method="gaussian"`` refines each
     maximum by the batched 2-D Gaussian fit over a disc of ``fit_radius_px``
     (auto 0.4 x spacing); failed fits are dropped.  See
     :func:`atomloc.locate.findfoci.find_foci` for the other parameters.
+    ``preset="noise"`` (default) runs on the image without its background
+    (the level between columns, at the spacing's scale) and keeps the
+    detections that stand out of the image's noise (:func:`noise_filter`, with
+    ``false_alarm_rate`` and ``neighbour_false_alarm_rate``);
+    ``preset="study"`` runs on the raw image alone, as the AtomID-net study did.
     """
     blur = _auto(blur_sigma_px, 0.12 * spacing_px)
+    background_param = _auto(background_param, FINDFOCI_PARAMS[preset]["background_param"])
+    peak_param = _auto(peak_param, FINDFOCI_PARAMS[preset]["peak_param"])
     min_size = _auto(min_size_px, max(3, int(round(0.1 * spacing_px ** 2))))
-    foci = find_foci(normalise(image), blur_sigma_px=float(blur), background_method=background_method,
+    foci = find_foci(normalise(_prepare(image, spacing_px, preset)), blur_sigma_px=float(blur), background_method=background_method,
                      background_param=float(background_param), search_method=search_method,
                      search_param=float(search_param), peak_method=peak_method, peak_param=float(peak_param),
                      min_size_px=int(min_size), centre_method=centre_method)
+    foci = _finish(image, foci[["x", "y", "score"]], spacing_px, preset, false_alarm_rate,
+                   neighbour_false_alarm_rate)
     if centre_method != "gaussian":
-        return foci[["x", "y", "score"]]
+        return foci
     radius = _positive("fit_radius_px", _auto(fit_radius_px, max(2.0, 0.4 * spacing_px)))
     peaks = np.rint(foci[["y", "x"]].to_numpy()).astype(int).reshape(-1, 2)
     return refine_peaks(image, peaks, radius, sigma_px=max(0.5, 0.2 * spacing_px))
@@ -332,8 +490,8 @@ def deconvolve(image: np.ndarray, psf_sigma_px: float, num_iter: int) -> np.ndar
           "deconvolved image.")
 def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px: AutoPx = AUTO, psf_frac: Annotated[float, Real(gt=0)] = 0.7,
                 num_iter: Annotated[int, Int(ge=1)] = 10, smooth_sigma_px: AutoPx = AUTO,
-                min_distance_px: AutoCount = AUTO, false_alarm_rate: FalseAlarms = 0.002,
-                neighbour_false_alarm_rate: FalseAlarms = 0.2, threshold_rel: NonNegative = 0.0,
+                min_distance_px: AutoDistance = AUTO, false_alarm_rate: FalseAlarms = 0.001,
+                neighbour_false_alarm_rate: FalseAlarms = 0.1, threshold_rel: NonNegative = 0.0,
                 fit_radius_px: AutoPx = AUTO):
     """Deconvolve, then local maxima + 2-D Gaussian refinement on the deconvolved image.
 
