@@ -58,13 +58,14 @@ def test_pure_noise_has_no_lattice():
             estimate_spacing(noise, name="vacuum")
 
 
-def test_low_dose_columns_found_where_a_relative_threshold_drowned_them():
-    """Columns at a few counts per pixel: the noise threshold keeps them (F1 >= 0.95)."""
-    series = mos2_frame(spacing_px=10.0, shape=(192, 192), electrons_per_px=60.0, seed=7)
+def test_low_dose_peaks_are_the_columns_and_not_the_noise():
+    """At 120 electrons per pixel the noise threshold keeps every column and no noise maximum
+    (the threshold relative to the brightest columns before it: F1 0.90, precision 0.82)."""
+    series = mos2_frame(spacing_px=10.0, shape=(192, 192), electrons_per_px=120.0, seed=7)
     frame, truth = series.frames[0], series.truth.positions(0)
     peaks = find_peaks(frame, 10.0)
     score = score_detections(peaks[:, ::-1], truth, frame.shape)
-    assert score.f1 >= 0.95
+    assert score.f1 >= 0.98 and score.precision >= 0.98
 
 
 # preset="study" must keep giving what the study-style methods gave before the noise-aware
