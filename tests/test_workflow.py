@@ -95,6 +95,7 @@ def test_tiny_tables(tiny_run):
     assert row.rmse_pm_mean < 5.0
     md = (tables / "methods.md").read_text()
     assert "| method" in md and "F1" in md and "Match radius" in md
+    assert "scored against the simulated truth (metal, chalcogen columns)" in md
     per_image = pd.read_csv(tables / "per_image.csv")
     assert set(per_image.reference) == {"truth", "labels"}
     # (2 test frames + 3 single-frame datasets) x references x methods; the train split is never scored
@@ -230,6 +231,11 @@ def test_invalid_config_value_names_the_key(tmp_path):
     res = snakemake(work, "-n", "--configfile", "bad.yaml")
     assert res.returncode != 0
     assert "method 'log': threshold='abc': expected a number >= 0" in res.stderr + res.stdout
+    bad["methods"] = {"gaussfit": {"columns": "light"}}
+    (work / "bad.yaml").write_text(yaml.safe_dump(bad))
+    res = snakemake(work, "-n", "--configfile", "bad.yaml")
+    assert res.returncode != 0
+    assert "methods.gaussfit: columns='light': expected one of 'all', 'heavy'" in res.stderr + res.stdout
 
 
 def test_failed_rule_leaves_no_output(tmp_path):

@@ -164,10 +164,15 @@ def annotate_columns(image: np.ndarray, positions: pd.DataFrame, *, spacing_px: 
     return out
 
 
+def check_columns(columns, where: str = "image") -> str:
+    """Return ``columns`` if it is one of :data:`COLUMNS`, else raise a one-line error naming ``where``."""
+    if not isinstance(columns, str) or columns not in COLUMNS:
+        raise AtomlocInputError(f"{where}: columns={columns!r}: expected one of {', '.join(map(repr, COLUMNS))}")
+    return columns
+
+
 def keep_columns(positions: pd.DataFrame, columns: str = "all", name: str = "image") -> pd.DataFrame:
     """Keep ``"all"`` columns or only the ``"heavy"`` ones (sublattice 0, the brightest)."""
-    if columns not in COLUMNS:
-        raise AtomlocInputError(f"{name}: columns={columns!r}: expected one of {', '.join(map(repr, COLUMNS))}")
-    if columns == "all":
+    if check_columns(columns, name) == "all":
         return positions
     return positions[positions["sublattice"] == 0].reset_index(drop=True)

@@ -29,7 +29,7 @@ import pandas as pd
 from atomloc.core.errors import AtomlocInputError, MissingDependencyError
 from atomloc.core.image import validate_image
 from atomloc.core.geometry import nearest_neighbour_spacing
-from atomloc.locate.columns import annotate_columns, keep_columns
+from atomloc.locate.columns import annotate_columns, check_columns, keep_columns
 from atomloc.locate.params import AUTO, SPACING, Param
 from atomloc.locate.spacing import estimate_spacing
 
@@ -209,7 +209,7 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     """
     m = get_method(method)
     resolved = m.resolve(params)
-    keep_columns(pd.DataFrame({"sublattice": []}), columns, name)  # checked before any work
+    check_columns(columns, name)  # checked before any work
     m.check_installed()
     image = validate_image(image, name)
     if pixel_size_pm is not None and not (pixel_size_pm > 0 and math.isfinite(pixel_size_pm)):

@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 
 from atomloc.core.errors import AtomlocInputError, MissingDependencyError
 from atomloc.learn.spec import TrainSpec
+from atomloc.locate.columns import check_columns
 from atomloc.locate.learned import BLOB_HEADS
 from atomloc.locate.nets import ARCHITECTURES
 from atomloc.locate.registry import get_method
@@ -39,7 +40,9 @@ wildcard_constraints:
 def _check_config():
     """Checks the JSON schema cannot express: method names and parameters, simulation ranges."""
     for name, params in config["methods"].items():
-        get_method(name).resolve(params)
+        # "columns" (all | heavy) is no method parameter: locate() keeps all or the brightest sublattice.
+        check_columns(params.get("columns", "all"), f"methods.{name}")
+        get_method(name).resolve({k: v for k, v in params.items() if k != "columns"})
     label = config["label"]
     get_method(label["method"]).resolve(label["params"])
     get_method(label["method"]).check_installed()

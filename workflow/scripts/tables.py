@@ -53,7 +53,8 @@ for reference, stem in (("truth", "methods"), ("labels", "methods_vs_labels")):
         write(stem, rows, f"Methods scored against the {reference}", notes + [f"No test dataset has {reference}."])
         continue
     summary = summarise(rows, by="method")
-    title = ("Methods scored against the simulated truth" if reference == "truth"
+    kinds = ", ".join(snakemake.params.scoring.get("truth_kinds") or ["all"])
+    title = (f"Methods scored against the simulated truth ({kinds} columns)" if reference == "truth"
              else f"Methods scored against the reference labels (best frame, {snakemake.params.transfer} transfer)")
     write(stem, summary, title, notes, markdown=markdown_summary(summary, by="method"))
     log.info("%s:\n%s", stem, markdown_summary(summary).to_string(index=False))
