@@ -36,9 +36,10 @@ Preset = Annotated[str, Choice(*PRESETS)]
 AutoNonNegative = Annotated[float | str, Real(ge=0, auto=True)]
 
 BLOB_THRESHOLDS = {"log": {"study": 0.1, "noise": 0.02}, "dog": {"study": 0.1, "noise": 0.02},
-                   "doh": {"study": 0.004, "noise": 0.0003}}
+                   "doh": {"study": 0.004, "noise": 0.004}}
 """The blob detectors' ``threshold`` for ``"auto"``: the AtomID-net study's settings, and lower ones
-where the noise test (``preset="noise"``) decides which blobs are columns."""
+where the noise test (``preset="noise"``) decides which blobs are columns (not for DoH: below 0.004
+scikit-image's pruning of the many more blobs takes minutes on a 1024 x 1024 image)."""
 
 FINDFOCI_PARAMS = {"study": {"background_param": 0.1, "peak_param": 0.3},
                    "noise": {"background_param": 0.03, "peak_param": 0.1}}
