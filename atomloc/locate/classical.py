@@ -18,8 +18,14 @@ from skimage.restoration import richardson_lucy
 from atomloc.core.errors import AtomlocInputError
 from atomloc.core.image import normalise
 from atomloc.locate.findfoci import BACKGROUND_METHODS, CENTRE_METHODS, PEAK_METHODS, SEARCH_METHODS, find_foci
-from atomloc.locate.noise import (background_window_px, height_map, local_background, noise_height_threshold,
-                                  noise_sigma, peak_heights)
+from atomloc.locate.noise import (
+    background_window_px,
+    height_map,
+    noise_height_threshold,
+    noise_sigma,
+    peak_heights,
+    spacing_background,
+)
 from atomloc.locate.params import Choice, Int, Real
 from atomloc.locate.refine import refine_peaks
 from atomloc.locate.registry import AUTO, _auto, _positive, register
@@ -50,16 +56,13 @@ def _prepare(image, spacing_px, preset):
     """The image a detector runs on: as it is (``study``) or without its background (``noise``).
 
     ``noise`` subtracts the local level between columns
-    (:func:`atomloc.locate.noise.local_background` of the image smoothed by
-    spacing / 6), so contamination, thickness and vacuum no longer take the
+    (:func:`atomloc.locate.noise.spacing_background`), so contamination, thickness and vacuum no longer take the
     intensity range that the detector's 0-1 scaling and thresholds work in.
     """
     image = np.asarray(image, dtype=np.float64)
     if preset == "study":
         return image
-    smooth = ndimage.gaussian_filter(image, max(0.5, spacing_px / 6.0))
-    return image - local_background(smooth, background_width_px=background_window_px(spacing_px),
-                                    background_sigma_px=float(spacing_px))
+    return image - spacing_background(image, spacing_px)
 
 
 def _finish(image, table, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate):
@@ -288,8 +291,9 @@ def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, fa
         Peak positions as integer (row, col) pixel indices, highest first.
     """
     settings = peak_settings(spacing_px, smooth_sigma_px, min_distance_px)
-    peaks, heights = peak_heights(image, **settings)
-    if maxima_of is not None:
+    if maxima_of is None:
+        peaks, heights = peak_heights(image, **settings)
+    else:
         peaks, _ = peak_heights(maxima_of, **settings)
         heights = height_map(image, **_map_settings(settings))[peaks[:, 0], peaks[:, 1]]
     keep = stand_out(peaks, heights, noise_sigma(image), spacing_px, settings, false_alarm_rate,

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from atomloc.core.errors import AtomlocInputError
-from atomloc.locate.noise import background_window_px, local_background
+from atomloc.locate.noise import spacing_background
 
 INTENSITY_RADIUS_FRAC = 0.35
 """Radius of the disc summed by :func:`column_intensities`, as a fraction of the column spacing."""
@@ -37,8 +36,8 @@ def column_intensities(image: np.ndarray, x_px, y_px, *, spacing_px: float,
     """Background-subtracted intensity of each column, summed over a disc.
 
     The background is the local level between columns
-    (:func:`atomloc.locate.noise.local_background` of the image smoothed by
-    spacing / 6: the minimum over 2 x spacing, blurred over one spacing), as in
+    (:func:`atomloc.locate.noise.spacing_background`: the minimum of the image
+    smoothed by spacing / 6 over 2 x spacing, blurred over one spacing), as in
     the peak detection.  For a column at the border the sum over the pixels
     inside the image is scaled up by the fraction of the disc they cover.
 
@@ -63,9 +62,7 @@ def column_intensities(image: np.ndarray, x_px, y_px, *, spacing_px: float,
     radius = max(1.0, INTENSITY_RADIUS_FRAC * spacing_px) if radius_px is None else float(radius_px)
     if len(x) == 0:
         return np.zeros(0)
-    smooth = ndimage.gaussian_filter(image, max(0.5, spacing_px / 6.0))
-    above = image - local_background(smooth, background_width_px=background_window_px(spacing_px),
-                                     background_sigma_px=float(spacing_px))
+    above = image - spacing_background(image, spacing_px)
     reach = int(np.ceil(radius))
     dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
     rows = np.rint(y)[:, None].astype(np.int64) + dy.ravel()[None, :]

@@ -92,6 +92,14 @@ def local_background(smooth: np.ndarray, *, background_width_px: int, background
                                    background_sigma_px)
 
 
+def spacing_background(image: np.ndarray, spacing_px: float) -> np.ndarray:
+    """The :func:`local_background` of an image for a column spacing (pixels): of the image smoothed by
+    spacing / 6 (at least 0.5 px), minimum over 2 x spacing, blurred over one spacing."""
+    smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), max(0.5, spacing_px / 6.0))
+    return local_background(smooth, background_width_px=background_window_px(spacing_px),
+                            background_sigma_px=float(spacing_px))
+
+
 def height_map(image: np.ndarray, *, smooth_sigma_px: float, background_width_px: int,
                background_sigma_px: float) -> np.ndarray:
     """The image smoothed by a Gaussian of ``smooth_sigma_px`` minus its :func:`local_background`, image units."""

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from atomloc.core.errors import AtomlocInputError, MissingDependencyError
-from atomloc.core.image import validate_image
 from atomloc.core.geometry import nearest_neighbour_spacing
+from atomloc.core.image import validate_image
 from atomloc.locate.columns import annotate_columns, check_columns, keep_columns
 from atomloc.locate.params import AUTO, SPACING, Param
 from atomloc.locate.spacing import estimate_spacing
