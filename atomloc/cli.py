@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all columns, or only the brightest sublattice (heavy: e.g. the metal columns of MoS2)")
     p.add_argument("--model", default=None,
                    help=f"checkpoint of a learned method ({', '.join(ARCHITECTURES)}), e.g. one the "
-                        "workflow trained")
+                        "workflow trained (default: the pretrained weights shipped in the package)")
     p.add_argument("--out", required=True,
                    help="output CSV with columns x, y (pixels; x = column index), intensity, sublattice (0 = brightest)")
     p.set_defaults(func=_cmd_locate)

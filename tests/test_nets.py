@@ -157,9 +157,13 @@ def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):
 
 
 def test_locate_without_a_model_says_how_to_get_one(tmp_path, monkeypatch):
+    import atomloc.locate.learned as learned
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(learned, "SHIPPED_MODELS", tmp_path)  # as if the package shipped no weights
     img = np.random.default_rng(0).random((32, 32))
-    with pytest.raises(AtomlocInputError, match="atomid: no model given; train one with the workflow"):
+    with pytest.raises(AtomlocInputError, match="atomid: no model given and no pretrained weights at .*; train one "
+                                                "with the workflow"):
         locate(img, "atomid")
     with pytest.raises(AtomlocInputError, match=r"atomsegnet: no trained model at none\.pt; .*--model PATH"):
         locate(img, "atomsegnet", model="none.pt")

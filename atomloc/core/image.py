@@ -45,3 +45,28 @@ def normalise(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -
     if hi <= lo:
         lo, hi = image.min(), image.max()
     return (image - lo) / (hi - lo)
+
+
+def resample(image: np.ndarray, factor: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """Resample ``image`` by ``factor`` (linear, anti-aliased when shrinking); return it and the exact factors.
+
+    The output has ``round(n * factor)`` pixels along each axis, so the factor
+    actually applied per axis is ``(H' / H, W' / W)``.  Pixel edges are aligned
+    (the field of view is kept): a point at ``x`` in the input lies at
+    ``(x + 0.5) * f - 0.5`` in the output (x = column index, pixel centres at
+    integers); :func:`unresample_xy` maps back.  Uses scikit-image's ``resize``.
+    """
+    from skimage.transform import resize
+
+    image = np.asarray(image, dtype=np.float64)
+    h, w = image.shape
+    shape = (max(1, int(round(h * factor))), max(1, int(round(w * factor))))
+    out = resize(image, shape, order=1, mode="reflect", anti_aliasing=factor < 1, preserve_range=True)
+    return out, (shape[0] / h, shape[1] / w)
+
+
+def unresample_xy(xy: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
+    """Map positions (x, y) in pixels of an image made by :func:`resample` back to the original's pixels."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    fy, fx = factors
+    return np.column_stack([(xy[:, 0] + 0.5) / fx - 0.5, (xy[:, 1] + 0.5) / fy - 0.5])

@@ -1,7 +1,12 @@
 """Learned locators: AtomID-net and the AtomSegNet-style U-Net (PyTorch, imported when called).
 
 Models are given as a checkpoint path (``model``); the workflow passes the one it
-trained.  Loaded models are cached per (path, modification time, device).
+trained, and ``model="auto"`` takes the pretrained weights shipped in the package
+(:data:`SHIPPED_MODELS`).  Loaded models are cached per (path, modification time, device).
+
+Before the network, an image is resampled so its column spacing lies in the band the
+model was trained on (recorded in its sidecar) and positions are mapped back; after
+it, detections are gated by the image's own noise (the classical methods' rule).
 """
 
 from __future__ import annotations
@@ -32,12 +37,30 @@ Device = Annotated[str, Text(pattern=r"auto|cpu|mps|cuda(:\d+)?", what="auto, cp
 """PyTorch device; auto = CUDA if available."""
 
 
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+"""Folder of the pretrained weights shipped in the package (``<architecture>.pt`` + ``.json``),
+made by the workflow's ``release`` target from ``workflow/configs/release.yaml``."""
+RESCALE_MARGIN = 1.25
+"""Inference resamples an image whose spacing lies outside the model's trained band
+[lo, hi] into [lo * margin, hi / margin] (the spacing estimate may be off by this much)."""
+Rescale = Annotated[str, Choice("auto", "none")]
+"""``auto``: resample into the model's trained spacing band; ``none``: run at the image's own scale."""
+
+
+def shipped_model(architecture: str) -> Path:
+    """Path of the pretrained weights of ``architecture`` shipped in the package (may not exist)."""
+    return SHIPPED_MODELS / f"{architecture}.pt"
+
+
 def resolve_model_path(model, architecture: str) -> Path:
-    """The checkpoint file ``model``; a missing one (or none given) raises with how to get it."""
+    """The checkpoint file ``model``; none given = the shipped weights; a missing one raises with how to get it."""
     how = ("train one with the workflow (`snakemake --cores N` writes one per learned method under its models "
            "folder) and pass it with --model PATH (--param model=PATH)")
     if model in (AUTO, None, ""):
-        raise AtomlocInputError(f"{architecture}: no model given; {how}")
+        path = shipped_model(architecture)
+        if not path.is_file():
+            raise AtomlocInputError(f"{architecture}: no model given and no pretrained weights at {path}; {how}")
+        return path
     path = Path(model)
     if not path.is_file():
         raise AtomlocInputError(f"{architecture}: no trained model at {path}; {how}")
@@ -48,24 +71,126 @@ def resolve_model_path(model, architecture: str) -> Path:
 def _cached_model(path: str, mtime_ns: int, architecture: str, device: str):
     from atomloc.locate.nets.models import load_checkpoint
 
-    return load_checkpoint(path, architecture, None if device == AUTO else device)[0]
+    return load_checkpoint(path, architecture, None if device == AUTO else device)
 
 
-def load_model(model, architecture: str, device: str = AUTO):
-    """Load (and cache) the checkpoint ``model`` of ``architecture``."""
+def load_model(model, architecture: str, device: str = AUTO, with_meta: bool = False):
+    """Load (and cache) the checkpoint ``model`` of ``architecture`` (``AUTO`` = the shipped weights).
+
+    Returns the network, or ``(network, sidecar dict)`` with ``with_meta``.
+    """
     path = resolve_model_path(model, architecture)
-    return _cached_model(str(path.resolve()), os.stat(path).st_mtime_ns, architecture, str(device))
+    net, meta = _cached_model(str(path.resolve()), os.stat(path).st_mtime_ns, architecture, str(device))
+    return (net, meta) if with_meta else net
+
+
+def trained_band(meta: dict) -> tuple[float, float] | None:
+    """The spacing band (pixels) a model's library spans, from its sidecar; None if not recorded."""
+    band = meta.get("library", {}).get("spacing_px_range")
+    return (float(band[0]), float(band[1])) if band else None
+
+
+def band_factor(spacing_px: float, band: tuple[float, float], margin: float = RESCALE_MARGIN) -> float:
+    """Resampling factor that brings ``spacing_px`` into ``[lo * margin, hi / margin]`` (1 inside it)."""
+    lo, hi = band[0] * margin, band[1] / margin
+    if lo > hi:
+        lo = hi = float(np.sqrt(band[0] * band[1]))
+    return float(np.clip(spacing_px, lo, hi) / spacing_px)
+
+
+def network_scale(image: np.ndarray, spacing_px, meta: dict, rescale: str, name: str = "image") -> float:
+    """The factor by which the network sees ``image`` (1 = its own scale).
+
+    The spacing is ``spacing_px`` if given, else :func:`estimate_spacing`.  A
+    model whose sidecar names an inference spacing (``inference.spacing_px``:
+    the shipped weights) sees every image at that spacing; others see an image
+    resampled only when its spacing lies outside their trained band
+    (:func:`band_factor`).  Where no lattice is found (vacuum, pure noise,
+    aperiodic specimens) the image keeps its own scale.
+    """
+    band = trained_band(meta)
+    if rescale == "none" or band is None:
+        return 1.0
+    if spacing_px == AUTO:
+        from atomloc.locate.spacing import estimate_spacing
+
+        try:
+            spacing_px = estimate_spacing(image, name=name)
+        except AtomlocInputError:
+            return 1.0
+    target = meta.get("inference", {}).get("spacing_px")
+    return float(target) / float(spacing_px) if target else band_factor(float(spacing_px), band)
+
+
+def _median_nn(xy: np.ndarray) -> float:
+    from scipy.spatial import cKDTree
+
+    if len(xy) < 3:
+        return float("nan")
+    d, _ = cKDTree(xy).query(xy, k=2)
+    return float(np.median(d[:, 1]))
+
+
+def run_at_scale(image: np.ndarray, factor: float, detect, band: tuple[float, float] | None = None) -> pd.DataFrame:
+    """``detect(resampled image, factor)`` on ``image`` resampled by ``factor``; positions mapped back (pixels).
+
+    With ``band`` (the model's trained spacing band), a result whose median
+    nearest-neighbour distance falls below the band (the estimated spacing was
+    a longer repeat of a lattice with a basis) is redone once at the scale that
+    brings that distance to ``band[0] * RESCALE_MARGIN``.
+    """
+    from atomloc.core.image import resample, unresample_xy
+
+    def at(f):
+        if f == 1.0:
+            return detect(np.asarray(image), 1.0), f
+        scaled, factors = resample(image, f)
+        found = detect(scaled, float(np.sqrt(factors[0] * factors[1])))
+        if len(found):
+            found = found.copy()
+            found[["x", "y"]] = unresample_xy(found[["x", "y"]].to_numpy(), factors)
+        return found, f
+
+    found, factor = at(factor)
+    if band is not None:
+        seen = _median_nn(found[["x", "y"]].to_numpy()) * factor
+        if seen < band[0]:
+            found, _ = at(factor * band[0] * RESCALE_MARGIN / seen)
+    return found
+
+
+def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | None = None) -> pd.DataFrame:
+    """Keep the detections backed by a column that stands out of the image's noise.
+
+    The rule of the classical methods (:func:`atomloc.locate.classical.noise_filter`:
+    a local maximum of the smoothed, background-subtracted image within
+    0.15 x spacing + 1 px, above a false-alarm threshold in units of the noise),
+    at the median nearest-neighbour distance of the detections (or
+    ``spacing_px`` where there are fewer than three).  Networks trained on one
+    noise model fire on noise of another; the gate judges each detection on
+    the image itself.
+    """
+    from atomloc.locate.classical import noise_filter
+
+    xy = found[["x", "y"]].to_numpy(dtype=np.float64)
+    if len(xy) >= 3:
+        spacing_px = _median_nn(xy)
+    if not spacing_px or not np.isfinite(spacing_px) or len(xy) == 0:
+        return found
+    return noise_filter(np.asarray(image, dtype=np.float64), found, max(spacing_px, 2.0))
 
 
 @register(ATOMID,
           "AtomID-net: U-Net confidence map + global-spacing branch, max-pool proposals, boxes of the "
-          "predicted spacing, greedy NMS (IoU 0.3) with a confidence lower bound; heads log/dog/doh optional.",
+          "predicted spacing, greedy NMS (IoU 0.3) with a confidence lower bound; heads log/dog/doh optional. "
+          "The image is resampled into the model's trained spacing band and detections are gated by the "
+          "image's noise.",
           imports=_IMPORTS, needs_spacing=False)
-
 def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
-                  min_confidence: Annotated[float, Real(ge=0, le=1)] = 0.3,
+                  min_confidence: Annotated[float | str, Real(ge=0, le=1, auto=True)] = AUTO,
                   window_px: Annotated[int, Int(ge=1)] = 3, iou_threshold: Annotated[float, Real(ge=0, le=1)] = 0.3,
                   head: Annotated[str, Choice(*HEADS)] = "nms", subpixel: Annotated[bool, Flag()] = True,
+                  rescale: Rescale = "auto", noise_gate: Annotated[bool, Flag()] = True,
                   max_tile_px: MaxTile = 1024, device: Device = AUTO) -> pd.DataFrame:
     """AtomID-net: confidence map and spacing from the U-Net, then a detection head.
 
@@ -73,12 +198,16 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
     ----------
     image : ndarray, shape (H, W)
     spacing_px : float or "auto"
-        Box side of the NMS head, pixels; ``"auto"`` uses the spacing the
-        network predicts for this image.
-    model : path
-        Checkpoint file (:func:`atomloc.locate.nets.models.save_checkpoint`).
-    min_confidence : float
-        Lower bound on a proposal's confidence ("filter lower bound").
+        Column spacing, pixels.  Sets the resampling (``rescale``) and the box
+        side of the NMS head; ``"auto"``: estimated from the image for the
+        resampling, and the spacing the network predicts for the boxes.
+    model : path or "auto"
+        Checkpoint file (:func:`atomloc.locate.nets.models.save_checkpoint`);
+        ``"auto"`` = the pretrained weights shipped in the package.
+    min_confidence : float or "auto"
+        Lower bound on a proposal's confidence ("filter lower bound");
+        ``"auto"`` = the operating point recorded with the model (chosen on its
+        validation library), else 0.3.
     window_px : int
         Max-pooling window of the proposals (odd).
     iou_threshold : float
@@ -88,12 +217,20 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
         detectors on the same confidence map (the study's head comparison).
     subpixel : bool
         Parabolic sub-pixel refinement of the NMS centres.
+    rescale : str
+        ``auto``: the image is resampled to the model's inference spacing, or
+        into the spacing band it was trained on (:func:`network_scale`,
+        :func:`run_at_scale`), and the positions are mapped back; ``none``: the
+        image's own scale.
+    noise_gate : bool
+        Keep only detections backed by a column that stands out of the image's
+        noise (:func:`gate_by_noise`).
     max_tile_px : int
         Larger images are processed in overlapping tiles (same result).
 
     Returns
     -------
-    DataFrame with ``x, y, score`` (pixels)
+    DataFrame with ``x, y, score`` (pixels of ``image``)
 
     References
     ----------
@@ -103,35 +240,51 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
     from atomloc.locate.nets.heads import nms_head
     from atomloc.locate.nets.models import predict
 
-    net = load_model(model, ATOMID, device)
-    maps, spacing = predict(net, image, max_tile_px=int(max_tile_px))
-    conf = maps[0]
-    s = float(spacing[0]) if spacing_px == AUTO else float(spacing_px)
-    if head == "nms":
-        return nms_head(conf, s, float(min_confidence), int(window_px), float(iou_threshold), bool(subpixel))
-    from atomloc.locate.classical import dog_blobs, doh_blobs, log_blobs
+    net, meta = load_model(model, ATOMID, device, with_meta=True)
+    if min_confidence == AUTO:
+        min_confidence = meta.get("operating_point", {}).get("min_confidence", 0.3)
 
-    detector = {"log": log_blobs, "dog": dog_blobs, "doh": doh_blobs}[head]
-    return detector(conf, s)
+    def detect(scaled, factor):
+        maps, spacing = predict(net, scaled, max_tile_px=int(max_tile_px))
+        s = float(spacing[0]) if spacing_px == AUTO else float(spacing_px) * factor
+        if head == "nms":
+            return nms_head(maps[0], s, float(min_confidence), int(window_px), float(iou_threshold), bool(subpixel))
+        from atomloc.locate.classical import dog_blobs, doh_blobs, log_blobs
+
+        return {"log": log_blobs, "dog": dog_blobs, "doh": doh_blobs}[head](maps[0], s)
+
+    band = trained_band(meta) if rescale == "auto" else None
+    found = run_at_scale(image, network_scale(image, spacing_px, meta, rescale), detect, band)
+    if noise_gate:
+        found = gate_by_noise(image, found, None if spacing_px == AUTO else float(spacing_px))
+    return found
 
 
 @register(ATOMSEGNET,
-          "AtomSegNet-style U-Net (modified chi-square loss) segmentation map, Otsu threshold, "
-          "connected components, centroids; optional 2-D Gaussian refinement.",
+          "AtomSegNet-style U-Net (modified chi-square loss) segmentation map, Otsu (or the model's "
+          "calibrated) threshold, connected components, centroids; optional 2-D Gaussian refinement. "
+          "The image is resampled into the model's trained spacing band and detections are gated by the "
+          "image's noise.",
           imports=_IMPORTS, needs_spacing=False)
 def atomsegnet_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
+                      threshold: Annotated[float | str, Real(ge=0, le=1, auto=True)] = AUTO,
                       min_area_px: Annotated[int, Int(ge=1)] = 2,
-                      refine: Annotated[str, Choice("none", "gaussian")] = "none", max_tile_px: MaxTile = 1024,
+                      refine: Annotated[str, Choice("none", "gaussian")] = "none", rescale: Rescale = "auto",
+                      noise_gate: Annotated[bool, Flag()] = True, max_tile_px: MaxTile = 1024,
                       device: Device = AUTO) -> pd.DataFrame:
-    """AtomSegNet-style U-Net: segmentation map, Otsu threshold, connected components, centroids.
+    """AtomSegNet-style U-Net: segmentation map, threshold, connected components, centroids.
 
+    ``threshold`` (map units 0-1): ``"auto"`` = the operating point recorded
+    with the model (chosen on its validation library), else Otsu's threshold of
+    each map.  ``min_area_px`` is in pixels of the network's input.
+    ``rescale`` and ``noise_gate`` as for :func:`atomid_locate`.
     ``refine="gaussian"`` refines each centroid by the batched 2-D Gaussian fit
     on the image (patch radius 0.4 x spacing; ``spacing_px`` auto = estimated
     from the image).
 
     Returns
     -------
-    DataFrame with ``x, y, score`` (pixels)
+    DataFrame with ``x, y, score`` (pixels of ``image``)
 
     References
     ----------
@@ -143,13 +296,22 @@ def atomsegnet_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO
     from atomloc.locate.nets.heads import otsu_centroid_head
     from atomloc.locate.nets.models import predict
 
-    net = load_model(model, ATOMSEGNET, device)
-    maps, _ = predict(net, image, max_tile_px=int(max_tile_px))
-    found = otsu_centroid_head(maps[0], int(min_area_px))
+    net, meta = load_model(model, ATOMSEGNET, device, with_meta=True)
+    if threshold == AUTO:
+        threshold = meta.get("operating_point", {}).get("threshold")
+
+    def detect(scaled, factor):
+        maps, _ = predict(net, scaled, max_tile_px=int(max_tile_px))
+        return otsu_centroid_head(maps[0], int(min_area_px), None if threshold is None else float(threshold))
+
+    band = trained_band(meta) if rescale == "auto" else None
+    found = run_at_scale(image, network_scale(image, spacing_px, meta, rescale), detect, band)
+    if noise_gate:
+        found = gate_by_noise(image, found, None if spacing_px == AUTO else float(spacing_px))
     if refine == "none" or found.empty:
         return found
     from atomloc.locate.spacing import estimate_spacing
 
     s = estimate_spacing(image) if spacing_px == AUTO else float(spacing_px)
-    peaks = found[["y", "x"]].to_numpy()
+    peaks = np.rint(found[["y", "x"]].to_numpy()).astype(int)
     return refine_peaks(np.asarray(image, dtype=np.float64), peaks, 0.4 * s, 0.2 * s)

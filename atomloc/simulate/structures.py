@@ -34,13 +34,13 @@ _RES2_SITES = (
 )
 # Cubic crystals viewed along [110]: in-plane vectors [-110] and [001], viewing direction [110].
 _CUT_110 = {"a": (-1, 1, 0), "b": (0, 0, 1), "c": (1, 1, 0)}
-METALS = {"Mo", "W", "Re", "Sr", "Ti", "Ni", "Pt", "Au", "Si"}
+METALS = {"Mo", "W", "Re", "Sr", "Ti", "Ni", "Pt", "Au", "Si", "Ga", "Cd", "Ba"}
 
 
-def _perovskite(a_A=3.905):
+def _perovskite(a_A=3.905, a_site="Sr"):
     from ase.spacegroup import crystal
 
-    return crystal(["Sr", "Ti", "O"], basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)], spacegroup=221,
+    return crystal([a_site, "Ti", "O"], basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)], spacegroup=221,
                    cellpar=[a_A] * 3 + [90] * 3)
 
 
@@ -48,6 +48,12 @@ def _cubic(symbol, structure, a_A):
     from ase.build import bulk
 
     return bulk(symbol, structure, a=a_A, cubic=True)
+
+
+def _zincblende(cation, anion, a_A):
+    from ase.build import bulk
+
+    return bulk(f"{cation}{anion}", "zincblende", a=a_A, cubic=True)
 
 
 def _rocksalt_nio(a_A=4.177):
@@ -101,9 +107,15 @@ _BUILDERS = {
     "Au_110": lambda: _along_110(_cubic("Au", "fcc", 4.078)),
     "NiO_001": _rocksalt_nio,
     "TiO2_001": _rutile_tio2,
+    # outside every training library: the foreign validation set (benchmarks/foreign.py)
+    "GaAs_110": lambda: _along_110(_zincblende("Ga", "As", 5.653)),
+    "CdTe_110": lambda: _along_110(_zincblende("Cd", "Te", 6.481)),
+    "BaTiO3_110": lambda: _along_110(_perovskite(4.00, "Ba")),
 }
 
 MATERIALS = tuple(_BUILDERS)
+FOREIGN_MATERIALS = ("GaAs_110", "CdTe_110", "BaTiO3_110")
+"""Structures no default or release library draws: the foreign validation set's (benchmarks/foreign.py)."""
 # Aperiodic specimen (single Pt atoms and small clusters on amorphous carbon): no unit cell.
 AMORPHOUS = "amorphous_C_atoms"
 
@@ -175,7 +187,8 @@ def build_atoms(material: str):
         One of :data:`MATERIALS`: 2H monolayers ``MoS2``, ``WS2``; the 2H
         bilayer ``MoS2_bilayer``; 1T'' monolayer ``ReS2``; ``graphene``, ``hBN``; crystals along a zone axis
         ``SrTiO3_001``, ``SrTiO3_110``, ``Si_110``, ``Pt_001``, ``Pt_110``,
-        ``Au_001``, ``Au_110``, ``NiO_001``, ``TiO2_001`` (rutile).
+        ``Au_001``, ``Au_110``, ``NiO_001``, ``TiO2_001`` (rutile); and, outside every
+        training library, ``GaAs_110``, ``CdTe_110`` (zincblende dumbbells), ``BaTiO3_110``.
 
     Returns
     -------

@@ -207,3 +207,38 @@ def training_inputs(wildcards):
     if "series" in sources:
         inputs["pairs"] = [f"results/training/{d}.h5" for d in TRAIN_DATASETS]
     return inputs
+
+
+# --- the release weights (workflow/configs/release.yaml; rules in release.smk) ---
+
+RELEASE = config.get("release", {})
+RELEASE_MODELS = sorted(RELEASE.get("models", {}))
+
+
+def release_library_spec(part):
+    """The release library (part=library) or its validation twin (same draw, own seed and size)."""
+    spec = dict(RELEASE["library"])
+    if part == "validation":
+        spec.update(RELEASE.get("validation", {"n_images": 240, "seed": 1}))
+    return spec
+
+
+def _check_release():
+    """The release block's library, validation library and trainings, checked at parse time."""
+    if not RELEASE:
+        return
+    if "library" not in RELEASE or not RELEASE_MODELS:
+        raise AtomlocInputError("release: needs library and models (see workflow/configs/release.yaml)")
+    for part in ("library", "validation"):
+        LibrarySpec.from_mapping(release_library_spec(part), name=f"release.{part}")
+    if release_library_spec("validation")["seed"] == release_library_spec("library").get("seed", 0):
+        raise AtomlocInputError("release.validation.seed: must differ from release.library.seed (a held-out draw)")
+    lo, hi = LibrarySpec.from_mapping(RELEASE["library"]).spacing_px_range
+    if not lo <= RELEASE.get("inference_spacing_px", 7.0) <= hi:
+        raise AtomlocInputError(f"release.inference_spacing_px: must lie in release.library.spacing_px_range [{lo}, {hi}]")
+    for name in RELEASE_MODELS:
+        TrainSpec.from_mapping({"architecture": name, **RELEASE["models"][name]["train"]},
+                               name=f"release.models.{name}.train")
+
+
+_check_release()

@@ -1,5 +1,7 @@
 from _common import start_log
 
+import json
+
 import torch
 
 from atomloc.io.files import atomic_path
@@ -12,10 +14,13 @@ from atomloc.locate.nets.models import save_checkpoint
 log = start_log(snakemake)  # noqa: F821
 torch.set_num_threads(snakemake.threads)
 spec = TrainSpec.from_mapping(snakemake.params.train, name=f"models.{snakemake.wildcards.model}.train")
-parts, sources = [], {}
+parts, sources, extra = [], {}, {}
 if "library" in snakemake.input.keys():
-    parts.append(library_set(read_library(snakemake.input.library), spec))
+    library = read_library(snakemake.input.library)
+    parts.append(library_set(library, spec))
     sources["library"] = snakemake.input.library
+    # the library's settings: inference reads the spacing band from here (atomloc.locate.learned.trained_band)
+    extra["library"] = json.loads(library["attrs"]["spec"])
 for path in snakemake.input.get("pairs", []):
     frames, positions, attrs = read_training_pairs(path)
     parts.append(series_set(frames, positions, attrs["pixel_size_pm"], spec, name=path))
@@ -26,5 +31,6 @@ model, history, summary = train_model(data, spec, log=log)
 with atomic_path(snakemake.output.history) as tmp:
     history.to_csv(tmp, index=False, float_format="%.6g")
 summary["n_images_by_source"] = summary.pop("sources")
-save_checkpoint(snakemake.output.model, model, spec.architecture, {"training": {**summary, "sources": sources}})
+save_checkpoint(snakemake.output.model, model, spec.architecture,
+                {"training": {**summary, "sources": sources}, **extra})
 log.info("best epoch %d, validation F1 %.4f", summary["best_epoch"], summary["val_f1"])

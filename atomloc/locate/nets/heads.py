@@ -147,10 +147,11 @@ def nms_head(conf: np.ndarray, spacing_px: float, min_confidence: float = 0.3, w
     return pd.DataFrame({"x": xy[order, 0], "y": xy[order, 1], "score": score[order]})
 
 
-def otsu_centroid_head(seg: np.ndarray, min_area_px: int = 2) -> pd.DataFrame:
+def otsu_centroid_head(seg: np.ndarray, min_area_px: int = 2, threshold: float | None = None) -> pd.DataFrame:
     """AtomSegNet's localisation: Otsu threshold, connected components, weighted centroids.
 
-    Components smaller than ``min_area_px`` pixels are dropped.
+    Components smaller than ``min_area_px`` pixels are dropped.  ``threshold``
+    (in map units, 0-1) replaces Otsu's when given (a calibrated operating point).
 
     Returns
     -------
@@ -159,7 +160,7 @@ def otsu_centroid_head(seg: np.ndarray, min_area_px: int = 2) -> pd.DataFrame:
     seg = np.asarray(seg, dtype=np.float64)
     if np.ptp(seg) == 0:
         return pd.DataFrame({"x": [], "y": [], "score": []})
-    labels, n = ndimage.label(seg > threshold_otsu(seg))
+    labels, n = ndimage.label(seg > (threshold_otsu(seg) if threshold is None else threshold))
     if n == 0:
         return pd.DataFrame({"x": [], "y": [], "score": []})
     index = np.arange(1, n + 1)

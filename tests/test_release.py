@@ -1,0 +1,167 @@
+"""Pretrained weights shipped in the package, scale normalisation, the noise gate, the release library."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from atomloc.analysis.metrics import score_detections
+from atomloc.core.errors import AtomlocInputError
+from atomloc.core.image import resample, unresample_xy
+from atomloc.locate import locate
+from atomloc.locate.learned import (
+    RESCALE_MARGIN,
+    band_factor,
+    gate_by_noise,
+    network_scale,
+    shipped_model,
+    trained_band,
+)
+from atomloc.locate.refine import refine_peaks
+from atomloc.simulate.library import LibrarySpec, render_library_image
+from atomloc.simulate.realism import EFFECTS, draw_effects, quantise
+from atomloc.simulate.render import render_columns
+from atomloc.testing import mos2_frame, square_lattice
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = ("atomid", "atomsegnet")
+
+
+# --- scale normalisation ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("factor", [0.3, 0.55, 1.6, 2.5])
+def test_resampling_maps_positions_back_exactly(factor):
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(25, 175, size=(6, 2))
+    image = render_columns((200, 211), xy[:, 0], xy[:, 1], np.ones(6), 4.0)
+    scaled, factors = resample(image, factor)
+    assert scaled.shape == (round(200 * factor), round(211 * factor))
+    expected = np.column_stack([(xy[:, 0] + 0.5) * factors[1] - 0.5, (xy[:, 1] + 0.5) * factors[0] - 0.5])
+    fitted = refine_peaks(scaled, np.rint(expected[:, ::-1]).astype(int), 8 * factor, 4 * factor)
+    back = unresample_xy(fitted[["x", "y"]].to_numpy(), factors)
+    assert len(back) == 6
+    assert np.abs(back - xy).max() <= 0.05
+
+
+def test_band_factor_leaves_the_band_alone_and_clips_into_it():
+    band = (5.0, 16.0)
+    assert band_factor(9.0, band) == 1.0
+    assert band_factor(3.0, band) == pytest.approx(5.0 * RESCALE_MARGIN / 3.0)
+    assert band_factor(60.0, band) == pytest.approx(16.0 / RESCALE_MARGIN / 60.0)
+    assert trained_band({"library": {"spacing_px_range": [5, 16]}}) == (5.0, 16.0)
+    assert trained_band({}) is None
+
+
+@pytest.mark.parametrize("spacing_px", [3.0, 8.0, 25.0, 60.0])
+def test_measured_spacing_lands_in_the_band(spacing_px):
+    image, _ = square_lattice(spacing_px, shape=(512, 512), counts=30.0, seed=2)
+    factor = network_scale(image, "auto", {"library": {"spacing_px_range": [5.0, 16.0]}}, "auto")
+    assert 5.0 * RESCALE_MARGIN * 0.97 <= spacing_px * factor <= 16.0 / RESCALE_MARGIN * 1.03
+    assert network_scale(image, "auto", {"library": {"spacing_px_range": [5.0, 16.0]}}, "none") == 1.0
+
+
+def test_no_lattice_leaves_the_scale_alone():
+    noise = np.random.default_rng(0).poisson(20.0, size=(256, 256)).astype(float)
+    assert network_scale(noise, "auto", {"library": {"spacing_px_range": [5.0, 16.0]}}, "auto") == 1.0
+
+
+# --- the noise gate -------------------------------------------------------------------------------------
+
+def test_noise_gate_drops_detections_on_noise_and_keeps_columns():
+    import pandas as pd
+
+    image, truth = square_lattice(10.0, shape=(200, 200), counts=100.0, seed=3)
+    rng = np.random.default_rng(4)
+    fake = rng.uniform(0, 199, size=(200, 2))
+    noise = rng.poisson(30.0, size=image.shape).astype(float)
+    kept = gate_by_noise(noise, pd.DataFrame({"x": fake[:, 0], "y": fake[:, 1]}))
+    assert len(kept) <= 2
+    cols = gate_by_noise(image, pd.DataFrame({"x": truth[:, 0] + 0.3, "y": truth[:, 1] - 0.3}))
+    assert score_detections(cols[["x", "y"]].to_numpy(), truth, image.shape).recall >= 0.98
+
+
+# --- the shipped weights ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("architecture", SHIPPED)
+def test_shipped_weights_are_small_and_described(architecture):
+    path = shipped_model(architecture)
+    assert path.is_file(), f"{path}: run snakemake --configfile workflow/configs/release.yaml release"
+    assert path.stat().st_size < 8e6
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["architecture"]["name"] == architecture
+    assert trained_band(meta) == tuple(meta["library"]["spacing_px_range"])
+    assert meta["library"]["seed"] != meta["validation_library"]["seed"]
+    point = meta["operating_point"]
+    assert 0 < point["min_confidence" if architecture == "atomid" else "threshold"] < 1
+    assert point["val_f1"] == max(point["f1"])
+    assert len(meta["commit"]) == 40
+    band = trained_band(meta)
+    assert band[0] <= meta["inference"]["spacing_px"] <= band[1]
+
+
+@pytest.mark.parametrize("architecture", SHIPPED)
+@pytest.mark.parametrize("spacing_px", [7.0, 24.0])
+def test_shipped_weights_find_the_columns(architecture, spacing_px):
+    # loads with weights_only=True (load_checkpoint); no --model needed
+    series = mos2_frame(spacing_px=spacing_px, shape=(256, 256), electrons_per_px=500.0, seed=5)
+    found = locate(series.frames[0], architecture)
+    score = score_detections(found[["x", "y"]].to_numpy(), series.truth.positions(0), series.frames[0].shape,
+                             spacing_px=spacing_px)
+    assert score.recall >= 0.95 and score.precision >= 0.95, score
+
+
+@pytest.mark.parametrize("architecture", SHIPPED)
+def test_shipped_weights_stay_quiet_on_noise_and_vacuum(architecture):
+    rng = np.random.default_rng(6)
+    for image in (rng.poisson(15.0, size=(256, 256)).astype(float), rng.normal(20.0, 1.0, size=(256, 256))):
+        found = locate(image, architecture)
+        # a lattice of 8 px spacing would have ~1000 columns here
+        assert len(found) <= 10
+
+
+def test_missing_shipped_weights_say_how_to_get_them(tmp_path, monkeypatch):
+    import atomloc.locate.learned as learned
+
+    monkeypatch.setattr(learned, "SHIPPED_MODELS", tmp_path)
+    with pytest.raises(AtomlocInputError, match="atomid: no model given and no pretrained weights at"):
+        locate(np.random.default_rng(0).random((32, 32)), "atomid")
+
+
+def test_release_config_validates():
+    from snakemake.utils import validate
+
+    # as snakemake --configfile workflow/configs/release.yaml reads it: over the default config
+    release = yaml.safe_load((REPO / "workflow" / "configs" / "release.yaml").read_text())["release"]
+    config = {**yaml.safe_load((REPO / "config.yaml").read_text()), "release": release}
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    LibrarySpec.from_mapping(release["library"]).check()
+    assert release["validation"]["seed"] != release["library"]["seed"]
+    assert "NiO_001" not in release["library"]["structures"]
+
+
+# --- the release library's real-data effects -------------------------------------------------------------
+
+def test_no_effects_without_probability():
+    assert draw_effects(0.0, np.random.default_rng(0)) == {}
+    assert set(draw_effects(1.0, np.random.default_rng(0))) == set(EFFECTS)
+
+
+def test_all_effects_keep_labels_consistent():
+    spec = LibrarySpec(shape_px=96, effects_prob=1.0, spacing_px_range=(8.0, 8.0))
+    item = render_library_image(spec, "MoS2", np.random.default_rng(3))
+    image = item["image"]
+    assert set(item["effects"].split(",")) == set(EFFECTS)
+    assert np.array_equal(image, np.rint(image)) and image.min() >= 0 and image.max() <= 255  # 8-bit export
+    assert len(item["positions"]) > 0
+    # every labelled column carries a confidence peak
+    iy, ix = np.rint(item["positions"][:, 1]).astype(int), np.rint(item["positions"][:, 0]).astype(int)
+    assert np.all(item["confidence"][iy, ix] > 0.7)
+
+
+def test_quantise_saturates_outside_its_percentiles():
+    x = np.linspace(0, 1, 1001)
+    q = quantise(x, 1.0, 99.0)
+    assert q.min() == 0 and q.max() == 255
+    assert np.sum(q == 255) == pytest.approx(11, abs=1)

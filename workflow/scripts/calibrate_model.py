@@ -1,0 +1,33 @@
+from _common import start_log
+
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+
+from atomloc.io.training import read_library
+from atomloc.learn.data import library_set
+from atomloc.learn.spec import TrainSpec
+from atomloc.learn.train import calibrate_operating_point
+from atomloc.locate.nets.models import load_checkpoint, save_checkpoint
+
+log = start_log(snakemake)  # noqa: F821
+torch.set_num_threads(snakemake.threads)
+model, meta = load_checkpoint(snakemake.input.model, snakemake.wildcards.model, "cpu")
+spec = TrainSpec.from_mapping(meta["training"]["spec"], name=f"release.models.{snakemake.wildcards.model}.train")
+validation = read_library(snakemake.input.validation)
+point = calibrate_operating_point(model, library_set(validation, spec), spec)
+log.info("operating point %s", {k: v for k, v in point.items() if k not in ("grid", "f1")})
+try:
+    git = {"capture_output": True, "text": True, "check": True, "cwd": Path(snakemake.scriptdir)}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip()
+    # uncommitted changes to the code (not to the outputs being made) at the time of the release
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "atomloc",
+                                 "workflow"], **git).stdout.strip())
+except (OSError, subprocess.CalledProcessError):
+    commit, dirty = "unknown", None
+meta.pop("architecture")
+meta.update({"operating_point": point, "inference": {"spacing_px": float(snakemake.params.inference_spacing_px)}, "validation_library": json.loads(validation["attrs"]["spec"]),
+             "commit": commit, "uncommitted_changes": dirty, "made_by": "snakemake --configfile workflow/configs/release.yaml --cores 2 release"})
+save_checkpoint(snakemake.output.model, model, snakemake.wildcards.model, meta)
