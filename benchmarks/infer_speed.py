@@ -1,13 +1,15 @@
 """Milliseconds per image of AtomID-net (network + NMS head) vs scikit-image blob_log, in one run.
 
-    python benchmarks/infer_speed.py                        # 1024 x 1024, results/models/atomid.pt
+    python benchmarks/infer_speed.py                        # 1024 x 1024, the shipped weights
     python benchmarks/infer_speed.py --model PATH --size 512 --repeat 5
 
 Both run on the same simulated 2H-MoS2 frame in this process: the reference is
 ``skimage.feature.blob_log`` with the ``log`` method's settings (the study's
 max_sigma = sqrt(spacing), threshold 0.1) on the image scaled to 0-1; AtomID-net
-is the whole ``atomid`` method (normalisation, U-Net forward pass with its
-spacing branch, max-pool proposals, NMS, sub-pixel refinement).  The other
+is the whole ``atomid`` method (spacing estimate and resampling to the model's
+inference spacing, normalisation, U-Net forward pass with its spacing branch,
+max-pool proposals, NMS, sub-pixel refinement, the noise gate, column
+intensities).  The other
 heads on the same confidence map (LoG, DoG, DoH) and the network alone are
 timed too.  "x blob_log" is each time over the reference's, so the ratio
 carries over between machines.  The model is loaded before timing.
@@ -39,7 +41,8 @@ from atomloc.simulate.series import SeriesSpec, simulate_series  # noqa: E402
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="auto", help="atomid checkpoint (default results/models/atomid.pt)")
+    p.add_argument("--model", default="auto", help="atomid checkpoint (default: the weights shipped in the package; "
+                   "results/models/atomid.pt for the default run's)")
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--pixel-size-pm", type=float, default=20.0)
     p.add_argument("--dose", type=float, default=50000.0, help="dose, e/Å^2")

@@ -27,6 +27,7 @@ from atomloc.analysis.metrics import spacing_sanity  # noqa: E402
 from atomloc.core.errors import AtomlocInputError  # noqa: E402
 from atomloc.io.images import read_image  # noqa: E402
 from atomloc.locate import locate  # noqa: E402
+from atomloc.locate.registry import get_method  # noqa: E402
 from atomloc.locate.spacing import estimate_spacing  # noqa: E402
 from atomloc.plotting import plot_detection_panels  # noqa: E402
 
@@ -49,7 +50,9 @@ def gallery(images: list[Path], methods: list[str], out: Path | None, crop_px: i
         for method in methods:
             t0 = time.perf_counter()
             try:
-                found = locate(image, method, name=str(path), spacing_px=spacing)
+                # the spacing estimated once for the methods that take it; the learned ones find their own
+                given = {"spacing_px": spacing} if get_method(method).needs_spacing else {}
+                found = locate(image, method, name=str(path), **given)
             except AtomlocInputError as exc:
                 print(f"{path.name}: {method}: {exc}", file=sys.stderr)
                 continue

@@ -95,7 +95,7 @@ def test_shipped_weights_are_small_and_described(architecture):
     assert meta["library"]["seed"] != meta["validation_library"]["seed"]
     point = meta["operating_point"]
     assert 0 < point["min_confidence" if architecture == "atomid" else "threshold"] < 1
-    assert point["val_f1"] == max(point["f1"])
+    assert point["val_f1"] == pytest.approx(max(point["f1"]), abs=1e-4)
     assert len(meta["commit"]) == 40
     band = trained_band(meta)
     assert band[0] <= meta["inference"]["spacing_px"] <= band[1]

@@ -98,10 +98,35 @@ def band_factor(spacing_px: float, band: tuple[float, float], margin: float = RE
     return float(np.clip(spacing_px, lo, hi) / spacing_px)
 
 
+def column_spacing(image: np.ndarray, name: str = "image") -> float | None:
+    """Nearest-neighbour column spacing of ``image``, pixels; None where no lattice is found.
+
+    The autocorrelation estimate (:func:`estimate_spacing`) finds the shortest
+    strong repeat, which on a lattice with a basis (1T''-ReS2, dumbbells) can be
+    a longer vector than the nearest-neighbour distance.  The columns that stand
+    out of the noise at that spacing (:func:`atomloc.locate.classical.find_peaks`)
+    give the median nearest-neighbour distance instead where there are at least
+    ten of them.  Both run on the central 512 x 512 pixels at most (enough for
+    spacings up to ~150 px; the resampling needs a few per cent, not more).
+    """
+    from atomloc.locate.classical import find_peaks
+    from atomloc.locate.spacing import estimate_spacing
+
+    h, w = image.shape
+    crop = np.asarray(image)[max(0, h // 2 - 256):h // 2 + 256, max(0, w // 2 - 256):w // 2 + 256]
+    try:
+        repeat = estimate_spacing(crop, name=name)
+    except AtomlocInputError:
+        return None
+    peaks = find_peaks(crop, repeat)
+    nn = _median_nn(peaks[:, ::-1].astype(np.float64)) if len(peaks) >= 10 else float("nan")
+    return float(min(nn, repeat)) if np.isfinite(nn) else float(repeat)
+
+
 def network_scale(image: np.ndarray, spacing_px, meta: dict, rescale: str, name: str = "image") -> float:
     """The factor by which the network sees ``image`` (1 = its own scale).
 
-    The spacing is ``spacing_px`` if given, else :func:`estimate_spacing`.  A
+    The spacing is ``spacing_px`` if given, else :func:`column_spacing`.  A
     model whose sidecar names an inference spacing (``inference.spacing_px``:
     the shipped weights) sees every image at that spacing; others see an image
     resampled only when its spacing lies outside their trained band
@@ -112,11 +137,8 @@ def network_scale(image: np.ndarray, spacing_px, meta: dict, rescale: str, name:
     if rescale == "none" or band is None:
         return 1.0
     if spacing_px == AUTO:
-        from atomloc.locate.spacing import estimate_spacing
-
-        try:
-            spacing_px = estimate_spacing(image, name=name)
-        except AtomlocInputError:
+        spacing_px = column_spacing(image, name=name)
+        if spacing_px is None:
             return 1.0
     target = meta.get("inference", {}).get("spacing_px")
     return float(target) / float(spacing_px) if target else band_factor(float(spacing_px), band)

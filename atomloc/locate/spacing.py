@@ -130,12 +130,10 @@ def acf_peak_vectors(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     heights = (heights - floor) / (1.0 - floor)
     keep = heights >= min_peak_rel * heights.max()
     peaks, heights = peaks[keep], heights[keep]
-    vectors = []
-    for py, px in peaks:
-        oy = parabolic_vertex(acf[py - 1, px], acf[py, px], acf[py + 1, px], max_shift=0.5)
-        ox = parabolic_vertex(acf[py, px - 1], acf[py, px], acf[py, px + 1], max_shift=0.5)
-        vectors.append((px - cx + ox, py - cy + oy))
-    vectors = np.asarray(vectors)
+    py, px = peaks[:, 0], peaks[:, 1]
+    oy = parabolic_vertex(acf[py - 1, px], acf[py, px], acf[py + 1, px], max_shift=0.5)
+    ox = parabolic_vertex(acf[py, px - 1], acf[py, px], acf[py, px + 1], max_shift=0.5)
+    vectors = np.column_stack([px - cx + ox, py - cy + oy]).astype(np.float64)
     order = np.argsort(np.hypot(vectors[:, 0], vectors[:, 1]))
     return vectors[order], heights[order]
 

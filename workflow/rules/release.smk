@@ -58,6 +58,7 @@ rule train_release_model:
 rule calibrate_release_model:
     input:
         model="results/release/{model}.pt",
+        library="results/release/library.h5",
         validation="results/release/validation.h5",
     output:
         model="atomloc/models/{model}.pt",

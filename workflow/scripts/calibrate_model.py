@@ -20,7 +20,7 @@ validation = read_library(snakemake.input.validation)
 point = calibrate_operating_point(model, library_set(validation, spec), spec)
 log.info("operating point %s", {k: v for k, v in point.items() if k not in ("grid", "f1")})
 try:
-    git = {"capture_output": True, "text": True, "check": True, "cwd": Path(snakemake.scriptdir)}
+    git = {"capture_output": True, "text": True, "check": True, "cwd": Path(snakemake.scriptdir).parents[1]}  # the repository
     commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip()
     # uncommitted changes to the code (not to the outputs being made) at the time of the release
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "atomloc",
@@ -28,6 +28,8 @@ try:
 except (OSError, subprocess.CalledProcessError):
     commit, dirty = "unknown", None
 meta.pop("architecture")
+# the training library's settings (its spacing band is what inference resamples into)
+meta["library"] = json.loads(read_library(snakemake.input.library)["attrs"]["spec"])
 meta.update({"operating_point": point, "inference": {"spacing_px": float(snakemake.params.inference_spacing_px)}, "validation_library": json.loads(validation["attrs"]["spec"]),
              "commit": commit, "uncommitted_changes": dirty, "made_by": "snakemake --configfile workflow/configs/release.yaml --cores 2 release"})
 save_checkpoint(snakemake.output.model, model, snakemake.wildcards.model, meta)
