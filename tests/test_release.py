@@ -65,6 +65,7 @@ def test_measured_spacing_lands_in_the_band(spacing_px):
 def test_no_lattice_leaves_the_scale_alone():
     noise = np.random.default_rng(0).poisson(20.0, size=(256, 256)).astype(float)
     assert network_scale(noise, "auto", {"library": {"spacing_px_range": [5.0, 16.0]}}, "auto") == 1.0
+    assert network_scale(noise, None, {"library": {"spacing_px_range": [5.0, 16.0]}}, "auto") == 1.0
 
 
 # --- the noise gate -------------------------------------------------------------------------------------
@@ -78,6 +79,11 @@ def test_noise_gate_drops_detections_on_noise_and_keeps_columns():
     noise = rng.poisson(30.0, size=image.shape).astype(float)
     kept = gate_by_noise(noise, pd.DataFrame({"x": fake[:, 0], "y": fake[:, 1]}))
     assert len(kept) <= 2
+    # no lattice: a per-image false-alarm rate, and a planted bright atom still passes
+    noise[50:53, 60:63] += 60.0
+    fake = np.vstack([fake, [[61.0, 51.0]]])
+    kept = gate_by_noise(noise, pd.DataFrame({"x": fake[:, 0], "y": fake[:, 1]}), lattice=False)
+    assert len(kept) == 1 and abs(kept.x[0] - 61) < 1.5 and abs(kept.y[0] - 51) < 1.5
     cols = gate_by_noise(image, pd.DataFrame({"x": truth[:, 0] + 0.3, "y": truth[:, 1] - 0.3}))
     assert score_detections(cols[["x", "y"]].to_numpy(), truth, image.shape).recall >= 0.98
 
@@ -118,7 +124,7 @@ def test_shipped_weights_stay_quiet_on_noise_and_vacuum(architecture):
     for image in (rng.poisson(15.0, size=(256, 256)).astype(float), rng.normal(20.0, 1.0, size=(256, 256))):
         found = locate(image, architecture)
         # a lattice of 8 px spacing would have ~1000 columns here
-        assert len(found) <= 10
+        assert len(found) <= 1
 
 
 def test_missing_shipped_weights_say_how_to_get_them(tmp_path, monkeypatch):
@@ -149,15 +155,23 @@ def test_no_effects_without_probability():
 
 
 def test_all_effects_keep_labels_consistent():
-    spec = LibrarySpec(shape_px=96, effects_prob=1.0, spacing_px_range=(8.0, 8.0))
-    item = render_library_image(spec, "MoS2", np.random.default_rng(3))
-    image = item["image"]
-    assert set(item["effects"].split(",")) == set(EFFECTS)
-    assert np.array_equal(image, np.rint(image)) and image.min() >= 0 and image.max() <= 255  # 8-bit export
-    assert len(item["positions"]) > 0
-    # every labelled column carries a confidence peak
-    iy, ix = np.rint(item["positions"][:, 1]).astype(int), np.rint(item["positions"][:, 0]).astype(int)
-    assert np.all(item["confidence"][iy, ix] > 0.7)
+    spec = LibrarySpec(shape_px=128, effects_prob=1.0, spacing_px_range=(8.0, 8.0),
+                       electrons_per_px_range=(5000.0, 5000.0))
+    for seed in range(3):
+        item = render_library_image(spec, "MoS2", np.random.default_rng(seed))
+        image = item["image"]
+        assert set(item["effects"].split(",")) == set(EFFECTS)
+        assert np.array_equal(image, np.rint(image)) and image.min() >= 0 and image.max() <= 255  # 8-bit export
+        assert len(item["positions"]) > 0
+        # no label in a vacuum hole (>= 5 % of the field, its darkest part): the smoothed image at
+        # every label is above its 5th percentile, and at almost every one above the median
+        # (the S2 columns of MoS2 can be dim at a high contrast exponent)
+        from scipy import ndimage
+
+        smooth = ndimage.gaussian_filter(image.astype(float), 1.5)
+        iy, ix = np.rint(item["positions"][:, 1]).astype(int), np.rint(item["positions"][:, 0]).astype(int)
+        assert np.all(smooth[iy, ix] > np.percentile(smooth, 5))
+        assert np.mean(smooth[iy, ix] > np.median(smooth)) >= 0.9
 
 
 def test_quantise_saturates_outside_its_percentiles():

@@ -129,7 +129,9 @@ def calibrate_operating_point(model, data: TrainingSet, spec: TrainSpec,
     ``otsu_f1``).  Images are scored at their own scale, positions against
     their labels (:func:`atomloc.analysis.metrics.score_detections`); ties go
     to the higher threshold (fewer detections on noise).  Never give test
-    frames here.
+    frames here.  The images are not resampled to a model's inference spacing
+    and the noise gate of :mod:`atomloc.locate.learned` is not applied: the
+    threshold is the network's own operating point, which inference then gates.
 
     Returns
     -------

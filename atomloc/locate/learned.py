@@ -126,7 +126,8 @@ def column_spacing(image: np.ndarray, name: str = "image") -> float | None:
 def network_scale(image: np.ndarray, spacing_px, meta: dict, rescale: str, name: str = "image") -> float:
     """The factor by which the network sees ``image`` (1 = its own scale).
 
-    The spacing is ``spacing_px`` if given, else :func:`column_spacing`.  A
+    The spacing is ``spacing_px`` if given (None: there is no lattice), else
+    :func:`column_spacing`.  A
     model whose sidecar names an inference spacing (``inference.spacing_px``:
     the shipped weights) sees every image at that spacing; others see an image
     resampled only when its spacing lies outside their trained band
@@ -136,12 +137,16 @@ def network_scale(image: np.ndarray, spacing_px, meta: dict, rescale: str, name:
     band = trained_band(meta)
     if rescale == "none" or band is None:
         return 1.0
-    if spacing_px == AUTO:
+    if isinstance(spacing_px, str) and spacing_px == AUTO:
         spacing_px = column_spacing(image, name=name)
-        if spacing_px is None:
-            return 1.0
+    if spacing_px is None:
+        return 1.0
     target = meta.get("inference", {}).get("spacing_px")
     return float(target) / float(spacing_px) if target else band_factor(float(spacing_px), band)
+
+
+MAX_RETRY_FACTOR = 4.0
+"""The redo of :func:`run_at_scale` resamples at most this much finer than the first pass."""
 
 
 def _median_nn(xy: np.ndarray) -> float:
@@ -171,35 +176,68 @@ def run_at_scale(image: np.ndarray, factor: float, detect, band: tuple[float, fl
         if len(found):
             found = found.copy()
             found[["x", "y"]] = unresample_xy(found[["x", "y"]].to_numpy(), factors)
+            if "sigma" in found:  # blob heads: their scale in pixels of the image
+                found["sigma"] = found["sigma"] / np.sqrt(factors[0] * factors[1])
         return found, f
 
     found, factor = at(factor)
     if band is not None:
         seen = _median_nn(found[["x", "y"]].to_numpy()) * factor
-        if seen < band[0]:
-            found, _ = at(factor * band[0] * RESCALE_MARGIN / seen)
+        # at most 4x finer, and not for sub-pixel "spacings" (detections on noise)
+        if 1.0 <= seen < band[0]:
+            found, _ = at(factor * min(band[0] * RESCALE_MARGIN / seen, MAX_RETRY_FACTOR))
     return found
 
 
-def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | None = None) -> pd.DataFrame:
+NO_LATTICE_FALSE_ALARMS = 0.1
+"""Expected false alarms per image the noise gate allows where no lattice is found."""
+
+
+def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | None = None,
+                  lattice: bool = True, nominal_spacing_px: float = 8.0) -> pd.DataFrame:
     """Keep the detections backed by a column that stands out of the image's noise.
 
     The rule of the classical methods (:func:`atomloc.locate.classical.noise_filter`:
     a local maximum of the smoothed, background-subtracted image within
     0.15 x spacing + 1 px, above a false-alarm threshold in units of the noise),
     at the median nearest-neighbour distance of the detections (or
-    ``spacing_px`` where there are fewer than three).  Networks trained on one
+    ``spacing_px`` where there are fewer than three, or ``nominal_spacing_px``
+    where that is not known either).  Networks trained on one
     noise model fire on noise of another; the gate judges each detection on
-    the image itself.
+    the image itself.  Where the image shows no lattice (``lattice=False``:
+    pure noise, vacuum, single atoms) a column must stand out at
+    :data:`NO_LATTICE_FALSE_ALARMS` expected false alarms per image, and no
+    weaker neighbour is let through.
     """
     from atomloc.locate.classical import noise_filter
 
     xy = found[["x", "y"]].to_numpy(dtype=np.float64)
+    if len(xy) == 0:
+        return found
     if len(xy) >= 3:
         spacing_px = _median_nn(xy)
-    if not spacing_px or not np.isfinite(spacing_px) or len(xy) == 0:
-        return found
-    return noise_filter(np.asarray(image, dtype=np.float64), found, max(spacing_px, 2.0))
+    if not spacing_px or not np.isfinite(spacing_px):
+        spacing_px = nominal_spacing_px
+    spacing_px = max(spacing_px, 2.0)
+    rates = {}
+    if not lattice:
+        cells = np.asarray(image).size / spacing_px ** 2
+        rate = min(0.001, NO_LATTICE_FALSE_ALARMS / cells)
+        rates = {"false_alarm_rate": rate, "neighbour_false_alarm_rate": rate}
+    return noise_filter(np.asarray(image, dtype=np.float64), found, spacing_px, **rates)
+
+
+def _nominal_spacing(meta: dict) -> float:
+    """The spacing a model expects, pixels: its inference spacing, else its band's geometric middle, else 8."""
+    band = trained_band(meta)
+    return float(meta.get("inference", {}).get("spacing_px") or (np.sqrt(band[0] * band[1]) if band else 8.0))
+
+
+def _lattice_spacing(image, spacing_px, rescale: str, noise_gate: bool):
+    """The given spacing, else :func:`column_spacing` where the resampling or the gate needs it (None: no lattice)."""
+    if not (isinstance(spacing_px, str) and spacing_px == AUTO):
+        return float(spacing_px)
+    return column_spacing(image) if (rescale == "auto" or noise_gate) else None
 
 
 @register(ATOMID,
@@ -276,9 +314,11 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
         return {"log": log_blobs, "dog": dog_blobs, "doh": doh_blobs}[head](maps[0], s)
 
     band = trained_band(meta) if rescale == "auto" else None
-    found = run_at_scale(image, network_scale(image, spacing_px, meta, rescale), detect, band)
+    lattice = _lattice_spacing(image, spacing_px, rescale, noise_gate)
+    found = run_at_scale(image, network_scale(image, lattice, meta, rescale), detect, band)
     if noise_gate:
-        found = gate_by_noise(image, found, None if spacing_px == AUTO else float(spacing_px))
+        found = gate_by_noise(image, found, lattice, lattice=lattice is not None,
+                              nominal_spacing_px=_nominal_spacing(meta))
     return found
 
 
@@ -327,9 +367,11 @@ def atomsegnet_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO
         return otsu_centroid_head(maps[0], int(min_area_px), None if threshold is None else float(threshold))
 
     band = trained_band(meta) if rescale == "auto" else None
-    found = run_at_scale(image, network_scale(image, spacing_px, meta, rescale), detect, band)
+    lattice = _lattice_spacing(image, spacing_px, rescale, noise_gate)
+    found = run_at_scale(image, network_scale(image, lattice, meta, rescale), detect, band)
     if noise_gate:
-        found = gate_by_noise(image, found, None if spacing_px == AUTO else float(spacing_px))
+        found = gate_by_noise(image, found, lattice, lattice=lattice is not None,
+                              nominal_spacing_px=_nominal_spacing(meta))
     if refine == "none" or found.empty:
         return found
     from atomloc.locate.spacing import estimate_spacing

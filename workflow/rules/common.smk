@@ -239,6 +239,9 @@ def _check_release():
     for name in RELEASE_MODELS:
         TrainSpec.from_mapping({"architecture": name, **RELEASE["models"][name]["train"]},
                                name=f"release.models.{name}.train")
+        if RELEASE["models"][name]["sources"] != ["library"]:
+            raise AtomlocInputError(f"release.models.{name}.sources: the shipped weights train on the release "
+                                    "library only ([library])")
 
 
 _check_release()

@@ -24,7 +24,7 @@ try:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip()
     # uncommitted changes to the code (not to the outputs being made) at the time of the release
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "atomloc",
-                                 "workflow"], **git).stdout.strip())
+                                 "workflow", ":(exclude)atomloc/models"], **git).stdout.strip())
 except (OSError, subprocess.CalledProcessError):
     commit, dirty = "unknown", None
 meta.pop("architecture")
