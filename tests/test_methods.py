@@ -199,3 +199,21 @@ def test_missing_optional_dependency_is_explained(monkeypatch):
     img, _ = square_lattice(10.0, seed=1)
     with pytest.raises(MissingDependencyError, match=r"no_such_package_xyz.*pip install 'atomloc\[atomap\]'"):
         locate(img, "atomap")
+
+
+def test_a_frame_without_a_lattice_takes_the_series_spacing():
+    """The lowest-dose frame of a series may show no lattice of its own; the other frames' spacing is used."""
+    from atomloc.locate.registry import locate_series
+    from atomloc.testing import square_lattice
+
+    lattice, truth = square_lattice(10.0, shape=(160, 160), counts=200.0, seed=1)
+    faint, _ = square_lattice(10.0, shape=(160, 160), counts=0.05, seed=2)
+    with pytest.raises(AtomlocInputError, match="no lattice found"):
+        locate(faint, "gaussfit")
+    positions, seconds = locate_series(np.stack([lattice, faint, lattice]), "gaussfit", name="s")
+    assert {0, 2} <= set(positions.frame) <= {0, 1, 2} and len(seconds) == 3
+    assert positions.frame.is_monotonic_increasing
+    first = positions[positions.frame == 0][["x", "y"]].to_numpy()
+    assert score_detections(first, truth, lattice.shape).f1 >= 0.98
+    with pytest.raises(AtomlocInputError, match=r"s\[frame 0\]: no lattice found"):
+        locate_series(np.stack([faint, faint]), "gaussfit", name="s")

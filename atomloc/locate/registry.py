@@ -242,18 +242,44 @@ def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None =
         ``frame`` (int) followed by the columns :func:`locate` returns, frames in order.
     seconds : list of float
         Wall-clock seconds spent in :func:`locate` for each frame.
+
+    Where the method needs the spacing and none is given, it is estimated per
+    frame; a frame with no lattice of its own (too low a dose) takes the
+    median of the other frames' estimates, and only a series where no frame
+    shows a lattice raises.
     """
     import time
 
-    tables, seconds = [], []
+    from atomloc.locate.spacing import estimate_spacing
+
+    m = get_method(method)
+    estimate = m.needs_spacing and params.get("spacing_px", AUTO) == AUTO
+    tables, seconds, spacing, failed = {}, {}, {}, {}
     for k, image in enumerate(frames):
         t0 = time.perf_counter()
-        table = locate(image, method, pixel_size_pm=pixel_size_pm, name=f"{name}[frame {k}]", columns=columns,
-                       **params)
-        seconds.append(time.perf_counter() - t0)
-        table.insert(0, "frame", k)
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True), seconds
+        frame_params = dict(params)
+        if estimate:
+            try:
+                frame_params["spacing_px"] = spacing[k] = estimate_spacing(image, name=f"{name}[frame {k}]")
+            except AtomlocInputError as exc:
+                failed[k], seconds[k] = exc, time.perf_counter() - t0
+                continue
+        tables[k] = locate(image, method, pixel_size_pm=pixel_size_pm, name=f"{name}[frame {k}]", columns=columns,
+                           **frame_params)
+        seconds[k] = time.perf_counter() - t0
+    if failed and not spacing:
+        raise next(iter(failed.values()))
+    # Frames too noisy for a lattice of their own (the lowest doses) take the median spacing of
+    # the series' other frames: the same region at the same pixel size.
+    for k in failed:
+        t0 = time.perf_counter()
+        tables[k] = locate(frames[k], method, pixel_size_pm=pixel_size_pm, name=f"{name}[frame {k}]",
+                           columns=columns, **{**params, "spacing_px": float(np.median(list(spacing.values())))})
+        seconds[k] += time.perf_counter() - t0
+    for k in tables:
+        tables[k].insert(0, "frame", k)
+    order = sorted(tables)
+    return pd.concat([tables[k] for k in order], ignore_index=True), [seconds[k] for k in order]
 
 
 def _auto(value, default):
