@@ -128,9 +128,9 @@ def Int(*, gt=None, ge=None, lt=None, le=None, auto: bool = False) -> Param:
     return Param("int", gt, ge, lt, le, (), auto)
 
 
-def Flag() -> Param:
-    """True or false."""
-    return Param("flag")
+def Flag(*, auto: bool = False) -> Param:
+    """True or false (or ``"auto"`` with ``auto=True``)."""
+    return Param("flag", auto=auto)
 
 
 def Choice(*values, auto: bool = False) -> Param:

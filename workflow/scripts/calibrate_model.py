@@ -30,6 +30,8 @@ except (OSError, subprocess.CalledProcessError):
 meta.pop("architecture")
 # the training library's settings (its spacing band is what inference resamples into)
 meta["library"] = json.loads(read_library(snakemake.input.library)["attrs"]["spec"])
-meta.update({"operating_point": point, "inference": {"spacing_px": float(snakemake.params.inference_spacing_px)}, "validation_library": json.loads(validation["attrs"]["spec"]),
+# the shipped weights meet data foreign to their library: their detections are gated by the noise
+inference = {"spacing_px": float(snakemake.params.inference_spacing_px), "noise_gate": True}
+meta.update({"operating_point": point, "inference": inference, "validation_library": json.loads(validation["attrs"]["spec"]),
              "commit": commit, "uncommitted_changes": dirty, "made_by": "snakemake --configfile workflow/configs/release.yaml --cores 2 release"})
 save_checkpoint(snakemake.output.model, model, snakemake.wildcards.model, meta)
