@@ -30,9 +30,16 @@ localrules:
     figures,
     figure_strain,
     figure_series,
+    release,
 
 
 rule all:
     input:
         final_outputs(),
     default_target: True
+
+
+# The shipped pretrained weights: snakemake --configfile workflow/configs/release.yaml release
+rule release:
+    input:
+        expand("atomloc/models/{model}.{ext}", model=RELEASE_MODELS, ext=("pt", "json")),

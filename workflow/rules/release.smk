@@ -1,10 +1,6 @@
 # The pretrained weights shipped in the package: snakemake --configfile workflow/configs/release.yaml release
 # (the release: block of the config; not part of the default run).
 
-localrules:
-    release,
-
-
 rule synthesize_release_library:
     output:
         library="results/release/{part}.h5",
@@ -79,8 +75,3 @@ rule calibrate_release_model:
         "../../envs/learn.yaml"
     script:
         "../scripts/calibrate_model.py"
-
-
-rule release:
-    input:
-        expand("atomloc/models/{model}.{ext}", model=RELEASE_MODELS, ext=("pt", "json")),
