@@ -240,6 +240,19 @@ def _lattice_spacing(image, spacing_px, rescale: str, noise_gate: bool):
     return column_spacing(image) if (rescale == "auto" or noise_gate) else None
 
 
+def _locate_scaled(image, detect, meta: dict, spacing_px, rescale: str, noise_gate) -> pd.DataFrame:
+    """A learned method's ``detect`` at the model's scale (:func:`run_at_scale`), then the noise gate."""
+    band = trained_band(meta) if rescale == "auto" else None
+    if noise_gate == AUTO:
+        noise_gate = bool(meta.get("inference", {}).get("noise_gate", False))
+    lattice = _lattice_spacing(image, spacing_px, rescale, noise_gate)
+    found = run_at_scale(image, network_scale(image, lattice, meta, rescale), detect, band)
+    if noise_gate:
+        found = gate_by_noise(image, found, lattice, lattice=lattice is not None,
+                              nominal_spacing_px=_nominal_spacing(meta))
+    return found
+
+
 @register(ATOMID,
           "AtomID-net: U-Net confidence map + global-spacing branch, max-pool proposals, boxes of the "
           "predicted spacing, greedy NMS (IoU 0.3) with a confidence lower bound; heads log/dog/doh optional. "
@@ -317,15 +330,7 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
 
         return {"log": log_blobs, "dog": dog_blobs, "doh": doh_blobs}[head](maps[0], s)
 
-    band = trained_band(meta) if rescale == "auto" else None
-    if noise_gate == AUTO:
-        noise_gate = bool(meta.get("inference", {}).get("noise_gate", False))
-    lattice = _lattice_spacing(image, spacing_px, rescale, noise_gate)
-    found = run_at_scale(image, network_scale(image, lattice, meta, rescale), detect, band)
-    if noise_gate:
-        found = gate_by_noise(image, found, lattice, lattice=lattice is not None,
-                              nominal_spacing_px=_nominal_spacing(meta))
-    return found
+    return _locate_scaled(image, detect, meta, spacing_px, rescale, noise_gate)
 
 
 @register(ATOMSEGNET,
@@ -372,14 +377,7 @@ def atomsegnet_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO
         maps, _ = predict(net, scaled, max_tile_px=int(max_tile_px))
         return otsu_centroid_head(maps[0], int(min_area_px), None if threshold is None else float(threshold))
 
-    band = trained_band(meta) if rescale == "auto" else None
-    if noise_gate == AUTO:
-        noise_gate = bool(meta.get("inference", {}).get("noise_gate", False))
-    lattice = _lattice_spacing(image, spacing_px, rescale, noise_gate)
-    found = run_at_scale(image, network_scale(image, lattice, meta, rescale), detect, band)
-    if noise_gate:
-        found = gate_by_noise(image, found, lattice, lattice=lattice is not None,
-                              nominal_spacing_px=_nominal_spacing(meta))
+    found = _locate_scaled(image, detect, meta, spacing_px, rescale, noise_gate)
     if refine == "none" or found.empty:
         return found
     from atomloc.locate.spacing import estimate_spacing
