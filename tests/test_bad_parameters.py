@@ -197,3 +197,65 @@ def test_methods_listing_says_what_each_parameter_accepts(capsys):
     assert "    false_alarm_rate = 0.001  (a number in (0, 1))" in out
     assert "    head = nms  (one of 'nms', 'log', 'dog', 'doh')" in out
     assert get_method("gaussfit").params["spacing_px"].describe() == "a number > 0 or 'auto'"
+
+
+# --- bad files: (name, writer(path), what the one-line message must say) ---------------------------
+
+def _npy(array):
+    return lambda path: np.save(path, array)
+
+
+def _bytes(data: bytes):
+    return lambda path: path.write_bytes(data)
+
+
+def _truncated_tif(path):
+    tifffile.imwrite(path, np.random.default_rng(0).random((64, 64)).astype(np.float32))
+    path.write_bytes(path.read_bytes()[:300])
+
+
+def _nan_frame_stack(path):
+    frames = np.random.default_rng(0).random((2, 20, 24))
+    frames[1, 3, 3] = np.nan
+    np.save(path, frames)
+
+
+_RNG = np.random.default_rng(7)
+BAD_FILES = [
+    ("missing.tif", None, "file not found"),
+    ("folder.tif", "folder", "file not found"),
+    ("empty.npy", _bytes(b""), "cannot read image"),
+    ("truncated.tif", _truncated_tif, "cannot read image"),
+    ("text.tif", _bytes(b"this is not an image\n"), "cannot read image"),
+    ("fake.dm3", _bytes(b"not a Digital Micrograph file"), "cannot read"),
+    ("fake.emd", _bytes(b"not HDF5"), "cannot read"),
+    ("image.jpg", _bytes(b"\xff\xd8\xff"), "unsupported image format '.jpg'"),
+    ("nan.npy", _npy(np.where(np.eye(20, dtype=bool), np.nan, _RNG.random((20, 20)))), "20 NaN or infinite pixels"),
+    ("inf.npy", _npy(np.where(np.eye(20, dtype=bool), np.inf, _RNG.random((20, 20)))), "20 NaN or infinite pixels"),
+    ("constant.npy", _npy(np.full((20, 20), 3.0)), "image is constant"),
+    ("tiny.npy", _npy(_RNG.random((4, 4))), "too small"),
+    ("line.npy", _npy(_RNG.random(400)), "expected a grey or RGB image"),
+    ("four_d.npy", _npy(_RNG.random((2, 3, 20, 20))), "expected a grey or RGB image"),
+    ("complex.npy", _npy(_RNG.random((20, 20)) + 1j), "unsupported dtype complex128"),
+    ("complex_rgb.npy", _npy(_RNG.random((20, 20, 3)) + 1j), "unsupported dtype complex128"),
+    ("bool.npy", _npy(_RNG.random((20, 20)) > 0.5), "unsupported dtype bool"),
+    ("bool_rgb.npy", _npy(_RNG.random((20, 20, 3)) > 0.5), "unsupported dtype bool"),
+    ("text.npy", _npy(np.full((20, 20), "ab")), "unsupported dtype <U2"),
+    ("object.npy", lambda p: np.save(p, np.array([[1, None]] * 10, dtype=object), allow_pickle=True),
+     "cannot read image"),
+    ("nan_frame.npy", _nan_frame_stack, r"nan_frame.npy\[frame 1\]: image contains 1 NaN"),
+]
+
+
+@pytest.mark.parametrize("filename,writer,message", BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_file_one_line_exit_2_no_output(tmp_path, capsys, filename, writer, message):
+    path = tmp_path / filename
+    if writer == "folder":
+        path.mkdir()
+    elif writer is not None:
+        writer(path)
+    out = tmp_path / "p.csv"
+    rc, err = run(capsys, "locate", path, "--frame", "all", "--out", out)
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"atomloc: error: {path}") and re.search(message, err[0]), err[0]
+    assert not out.exists()

@@ -7,6 +7,16 @@ import numpy as np
 from atomloc.core.errors import AtomlocInputError
 
 
+def check_pixel_dtype(arr: np.ndarray, name: str = "image") -> None:
+    """Raise :class:`AtomlocInputError` unless ``arr`` holds integer or float pixels (not bool, complex, object).
+
+    Checked on a file's array before colour channels are combined, which would
+    silently drop an imaginary part or turn booleans into numbers.
+    """
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise AtomlocInputError(f"{name}: unsupported dtype {arr.dtype}; expected integer or float pixels")
+
+
 def validate_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Check that ``image`` is a usable 2-D grey image and return it as float64.
 
@@ -24,8 +34,7 @@ def validate_image(image: np.ndarray, name: str = "image") -> np.ndarray:
         dtype, contains NaN or infinity, or is constant.
     """
     arr = np.asarray(image)
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise AtomlocInputError(f"{name}: unsupported dtype {arr.dtype}; expected integer or float pixels")
+    check_pixel_dtype(arr, name)
     if arr.ndim != 2:
         raise AtomlocInputError(f"{name}: expected a 2-D grey image, got shape {arr.shape}")
     if min(arr.shape) < 8:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from atomloc.core.errors import AtomlocInputError
-from atomloc.core.image import validate_image
+from atomloc.core.image import check_pixel_dtype, validate_image
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".npy", ".dm3", ".dm4", ".emd", ".ser")
 
@@ -212,6 +212,7 @@ def read_stack(path: str | os.PathLike) -> np.ndarray:
     except Exception as exc:  # decoder errors differ per library; report them uniformly
         raise AtomlocInputError(f"{name}: cannot read image ({type(exc).__name__}: {exc})") from exc
     arr = np.asarray(arr)
+    check_pixel_dtype(arr, name)  # before RGB -> grey, which would drop an imaginary part
     if arr.ndim > 3 and arr.shape[-1] not in (3, 4):
         arr = np.squeeze(arr)
     if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4)):
