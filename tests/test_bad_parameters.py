@@ -259,3 +259,91 @@ def test_bad_file_one_line_exit_2_no_output(tmp_path, capsys, filename, writer, 
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith(f"atomloc: error: {path}") and re.search(message, err[0]), err[0]
     assert not out.exists()
+
+
+# --- bad model files (--model): one line in atomloc's words, never torch's advice ------------------
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    from atomloc.locate.nets.models import build_model, save_checkpoint
+
+    path = tmp_path_factory.mktemp("model") / "ok.pt"
+    save_checkpoint(path, build_model("atomid", 4, 2).eval(), "atomid", {})
+    return path
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def _state(kind):
+    import torch
+
+    from atomloc.locate.nets.models import build_model
+
+    if kind == "malicious":
+        return {"weights": _Payload()}
+    if kind == "list":
+        return [1, 2, 3]
+    if kind == "wrong_shape":
+        return {k: torch.zeros(1) for k in build_model("atomid", 4, 2).state_dict()}
+    return {"foo": torch.zeros(3)}  # every weight missing, one unexpected
+
+
+_ARCH = '"architecture": {"name": "atomid", "base_channels": 4, "depth": 2}'
+BAD_MODELS = [
+    ("garbage", b"not a checkpoint", None, "ok.pt: cannot load the model weights: not a PyTorch checkpoint"),
+    ("empty", b"", None, "ok.pt: cannot load the model weights: the file is empty"),
+    ("truncated", "half", None, "ok.pt: cannot load the model weights: not a PyTorch checkpoint"),
+    ("plain_pickle", "pickle", None, "ok.pt: cannot load the model weights: not a PyTorch checkpoint"),
+    ("malicious", "malicious", None, "ok.pt: refused: the checkpoint holds Python objects besides weights"),
+    ("not_a_state_dict", "list", None, "ok.pt: cannot load the model weights: it holds a list"),
+    ("missing_weights", "missing", None, "weights do not fit the atomid model .* 70 missing"),
+    ("wrong_shapes", "wrong_shape", None, "weights do not fit the atomid model .* of the wrong shape"),
+    ("no_sidecar", None, "delete", "ok.json: model file not found"),
+    ("sidecar_not_json", None, "{", r"ok.json: not a model sidecar: not JSON"),
+    ("sidecar_list", None, "[1, 2]", "ok.json: not a model sidecar: expected a JSON object, got list"),
+    ("sidecar_no_arch", None, '{"architecture": "atomid"}', "ok.json: not a model sidecar: no 'architecture'"),
+    ("sidecar_bad_depth", None, '{"architecture": {"name": "atomid", "base_channels": 4, "depth": "x"}}',
+     "architecture.depth='x', expected an integer"),
+    ("sidecar_other_arch", None, '{"architecture": {"name": "atomsegnet", "base_channels": 4, "depth": 2}}',
+     "ok.pt: checkpoint of a 'atomsegnet' model, but 'atomid' was asked for"),
+    ("sidecar_bad_band", None, "{" + _ARCH + ', "library": {"spacing_px_range": 5}}',
+     r"library.spacing_px_range=5, expected \[low, high\]"),
+    ("sidecar_bad_gate", None, "{" + _ARCH + ', "inference": {"noise_gate": "yes"}}',
+     "inference.noise_gate='yes', expected bool"),
+    ("sidecar_bad_confidence", None, "{" + _ARCH + ', "operating_point": {"min_confidence": [1]}}',
+     r"operating_point.min_confidence=\[1\], expected number"),
+]
+
+
+@pytest.mark.parametrize("case,weights,sidecar,message", BAD_MODELS, ids=[b[0] for b in BAD_MODELS])
+def test_bad_model_file_one_line_exit_2(tmp_path, capsys, lattice_npy, small_checkpoint, case, weights, sidecar,
+                                        message):
+    import pickle
+    import shutil
+
+    import torch
+
+    path = tmp_path / "ok.pt"
+    shutil.copy(small_checkpoint, path)
+    shutil.copy(small_checkpoint.with_suffix(".json"), path.with_suffix(".json"))
+    if isinstance(weights, bytes):
+        path.write_bytes(weights)
+    elif weights == "half":
+        path.write_bytes(small_checkpoint.read_bytes()[:2000])
+    elif weights == "pickle":
+        path.write_bytes(pickle.dumps(_Payload()))
+    elif weights is not None:
+        torch.save(_state(weights), path)
+    if sidecar == "delete":
+        path.with_suffix(".json").unlink()
+    elif sidecar is not None:
+        path.with_suffix(".json").write_text(sidecar)
+    out = tmp_path / "p.csv"
+    rc, err = run(capsys, "locate", lattice_npy[0], "--method", "atomid", "--model", path, "--out", out)
+    assert rc == 2 and len(err) == 1, err
+    assert re.search(message, err[0]), err[0]
+    assert "weights_only" not in err[0] and "Traceback" not in err[0]
+    assert not out.exists()

@@ -18,6 +18,8 @@ import io
 import json
 import math
 import os
+import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -160,34 +162,165 @@ def save_checkpoint(path: str | os.PathLike, model: UNet, architecture: str, met
         tmp_json.write_text(json.dumps({"architecture": arch, **meta}, indent=2, sort_keys=True, default=float))
 
 
-def load_checkpoint(path: str | os.PathLike, architecture: str, device: str | torch.device | None = None
-                    ) -> tuple[UNet, dict]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+# Sidecar sections the locators read, and the type of each value they read (None: may be null).
+_SIDECAR_FIELDS = {
+    "library": {"spacing_px_range": "range"},
+    "inference": {"spacing_px": "number", "noise_gate": "bool"},
+    "operating_point": {"min_confidence": "number", "threshold": "number or null"},
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fits(value, kind: str) -> bool:
+    if kind == "number":
+        return _is_number(value)
+    if kind == "number or null":
+        return value is None or _is_number(value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    # range: [low, high], 0 < low <= high
+    return (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)
+            and 0 < value[0] <= value[1])
+
+
+def read_sidecar(path: str | os.PathLike) -> dict:
+    """The JSON sidecar of a checkpoint, its shape checked.
+
+    Parameters
+    ----------
+    path : path-like
+        The sidecar (``model.json``; :func:`sidecar_path`).
+
+    Returns
+    -------
+    dict
+        ``architecture`` (``name``, ``base_channels``, ``depth``) and whatever
+        else the training recorded; the values the locators read
+        (``library.spacing_px_range`` in px, ``inference.spacing_px`` in px,
+        ``inference.noise_gate``, ``operating_point.min_confidence`` and
+        ``operating_point.threshold``) are of the right type where present.
 
     Raises
     ------
     AtomlocInputError
-        If the file or its sidecar is missing or unreadable, or the checkpoint
-        is of another architecture than ``architecture``.
+        In one line naming the file, if it is not JSON or not of that shape.
+    """
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not JSON ({str(exc).splitlines()[0]})"
+        raise AtomlocInputError(f"{path}: not a model sidecar: {reason}") from None
+
+    def bad(what: str) -> AtomlocInputError:
+        return AtomlocInputError(f"{path}: not a model sidecar: {what}")
+
+    if not isinstance(meta, dict):
+        raise bad(f"expected a JSON object, got {type(meta).__name__}")
+    arch = meta.get("architecture")
+    if not isinstance(arch, dict):
+        raise bad("no 'architecture' object (name, base_channels, depth)")
+    if arch.get("name") not in ARCHITECTURES:
+        raise bad(f"architecture.name={arch.get('name')!r}, expected one of {', '.join(ARCHITECTURES)}")
+    for key in ("base_channels", "depth"):
+        value = arch.get(key)
+        if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024):
+            raise bad(f"architecture.{key}={value!r}, expected an integer in [1, 1024]")
+    for section, fields in _SIDECAR_FIELDS.items():
+        if section not in meta:
+            continue
+        if not isinstance(meta[section], dict):
+            raise bad(f"{section}={meta[section]!r}, expected an object")
+        for key, kind in fields.items():
+            if key in meta[section] and not _fits(meta[section][key], kind):
+                expected = {"range": "[low, high] with 0 < low <= high"}.get(kind, kind)
+                raise bad(f"{section}.{key}={meta[section][key]!r}, expected {expected}")
+    return meta
+
+
+def _read_weights(path: Path) -> dict:
+    """The state dict of a checkpoint, loaded with ``weights_only=True``; one-line errors in atomloc's words.
+
+    Never passes on torch's own message: it advises retrying with ``weights_only=False``, which would
+    run whatever code a malicious file holds.
+    """
+    if path.stat().st_size == 0:
+        raise AtomlocInputError(f"{path}: cannot load the model weights: the file is empty")
+    not_checkpoint = AtomlocInputError(f"{path}: cannot load the model weights: not a PyTorch checkpoint "
+                                       "(truncated, corrupt or another kind of file)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before failing
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" in str(exc):
+            raise AtomlocInputError(f"{path}: refused: the checkpoint holds Python objects besides weights (loading "
+                                    "them could run code); atomloc loads weights only") from None
+        raise not_checkpoint from None
+    except Exception:  # noqa: BLE001 - zip, I/O and storage errors differ between torch versions
+        raise not_checkpoint from None
+    if not (isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                            for k, v in state.items())):
+        raise AtomlocInputError(f"{path}: cannot load the model weights: it holds a {type(state).__name__}, "
+                                "not a state dict of named tensors")
+    return state
+
+
+def load_checkpoint(path: str | os.PathLike, architecture: str, device: str | torch.device | None = None
+                    ) -> tuple[UNet, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.pt`` file; its JSON sidecar (:func:`sidecar_path`) lies beside it.
+    architecture : str
+        The architecture asked for (one of :data:`ARCHITECTURES`).
+    device : str or torch.device, optional
+        Where the model goes (:func:`pick_device`).
+
+    Returns
+    -------
+    model : UNet
+        In eval mode.
+    meta : dict
+        The sidecar (:func:`read_sidecar`).
+
+    Raises
+    ------
+    AtomlocInputError
+        In one line naming the file and the problem, in atomloc's words (never
+        torch's message, which suggests ``weights_only=False``): a missing file,
+        a sidecar that is not JSON or not of the expected shape, a checkpoint that
+        is empty, truncated, corrupt, not a state dict, holds pickled objects
+        besides tensors, or whose weights do not fit the sidecar's architecture,
+        or a checkpoint of another architecture than ``architecture``.
     """
     path = Path(path)
     side = sidecar_path(path)
     for p in (path, side):
         if not p.is_file():
             raise AtomlocInputError(f"{p}: model file not found")
-    try:
-        meta = json.loads(side.read_text())
-        arch = meta["architecture"]
-    except (ValueError, KeyError) as exc:
-        raise AtomlocInputError(f"{side}: not a model sidecar ({type(exc).__name__}: {exc})") from exc
-    if arch.get("name") != architecture:
-        raise AtomlocInputError(f"{path}: checkpoint of a {arch.get('name')!r} model, but {architecture!r} was asked for")
-    model = build_model(architecture, int(arch["base_channels"]), int(arch["depth"]))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as exc:
-        raise AtomlocInputError(f"{path}: cannot load the {architecture} weights ({type(exc).__name__}: {exc})") from exc
+    meta = read_sidecar(side)
+    arch = meta["architecture"]
+    if arch["name"] != architecture:
+        raise AtomlocInputError(f"{path}: checkpoint of a {arch['name']!r} model, but {architecture!r} was asked for")
+    model = build_model(architecture, arch["base_channels"], arch["depth"])
+    state = _read_weights(path)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        problems = [f"{len(v)} {what} (e.g. {v[0]})" for v, what in
+                    ((missing, "missing"), (unexpected, "unexpected"), (wrong, "of the wrong shape")) if v]
+        raise AtomlocInputError(
+            f"{path}: the weights do not fit the {architecture} model its sidecar describes (base_channels "
+            f"{arch['base_channels']}, depth {arch['depth']}): {', '.join(problems)}")
+    model.load_state_dict(state)
     model.to(pick_device(device) if not isinstance(device, torch.device) else device).eval()
     return model, meta
 
