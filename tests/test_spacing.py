@@ -31,7 +31,24 @@ def test_autocorrelation_is_one_at_zero_lag_and_symmetric():
     acf = autocorrelation(img)
     assert acf.shape == img.shape
     assert acf[32, 40] == pytest.approx(1.0)
-    assert acf[32 + 3, 40 + 5] == pytest.approx(acf[32 - 3, 40 - 5], rel=1e-9)
+    assert acf[32 + 3, 40 + 5] == pytest.approx(acf[32 - 3, 40 - 5], rel=1e-6)  # a float32 FFT
+
+
+def test_bounded_lag_window_is_the_centre_of_the_full_autocorrelation():
+    img, _ = square_lattice(8.0, shape=(90, 120), seed=1)
+    full = autocorrelation(img)
+    window = autocorrelation(img, max_lag_px=20)
+    assert window.shape == (40, 40) and window[20, 20] == pytest.approx(1.0)
+    np.testing.assert_allclose(window, full[45 - 20:45 + 20, 60 - 20:60 + 20], atol=1e-6)
+
+
+def test_spacing_of_a_large_image_on_the_bounded_window():
+    # 1536 x 1536: lags beyond 512 px are never computed; the estimate is that of the whole image
+    img, _ = square_lattice(7.0, shape=(1536, 1536), seed=5)
+    assert estimate_spacing(img) == pytest.approx(7.0, abs=0.05)
+    rng = np.random.default_rng(1)
+    with pytest.raises(AtomlocInputError, match="no lattice found .no repeat up to 341 px"):
+        estimate_spacing(rng.poisson(20.0, (1536, 1536)).astype(float), name="noise")
 
 
 def test_image_without_columns_fails_with_message():

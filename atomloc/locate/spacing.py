@@ -19,40 +19,70 @@ SIGNIFICANCE = 6.0
 """How many white-noise standard deviations an autocorrelation peak must reach to count as a lattice
 repeat (tens of thousands of lags are searched; pure noise exceeds 6 sigma at none of them)."""
 
+MAX_LAG_PX = 512
+"""Half-size of the autocorrelation's lag window, pixels: lags beyond it are never computed, so an
+image larger than 1024 x 1024 is searched for repeats up to ``max_lag_frac`` x 1024 px (341 px by
+default) and its spacing estimate costs one float32 FFT of the image padded by 512 px."""
 
-def _remove_plane(image: np.ndarray) -> np.ndarray:
-    """Subtract the least-squares plane a + b*x + c*y (removes ramps and offset)."""
+
+def _remove_plane(image: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Subtract the least-squares plane a + b*x + c*y (removes ramps and offset).
+
+    On a full pixel grid the centred coordinates are orthogonal to each other and to
+    the constant, so the least-squares coefficients are three sums: no design matrix,
+    and the only full-size array is the output (of ``dtype``).
+    """
     h, w = image.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    design = np.column_stack([np.ones(image.size), xx.ravel(), yy.ravel()])
-    coef, *_ = np.linalg.lstsq(design, image.ravel(), rcond=None)
-    return image - (design @ coef).reshape(h, w)
+    y = np.arange(h, dtype=np.float64) - (h - 1) / 2
+    x = np.arange(w, dtype=np.float64) - (w - 1) / 2
+    b = (image.sum(axis=0, dtype=np.float64) @ x) / (h * (x @ x)) if w > 1 else 0.0
+    c = (image.sum(axis=1, dtype=np.float64) @ y) / (w * (y @ y)) if h > 1 else 0.0
+    out = np.array(image, dtype=dtype)
+    out -= np.asarray(image.mean(dtype=np.float64) + c * y[:, None], dtype=dtype)
+    out -= np.asarray(b * x[None, :], dtype=dtype)
+    return out
 
 
-def autocorrelation(image: np.ndarray) -> np.ndarray:
-    """Unbiased, normalised autocorrelation of an image (plane removed).
+def autocorrelation(image: np.ndarray, max_lag_px: int | None = None) -> np.ndarray:
+    """Unbiased, normalised autocorrelation of an image (plane removed), at lags up to ``max_lag_px``.
 
     Parameters
     ----------
     image : ndarray, shape (H, W)
+    max_lag_px : int, optional
+        Largest lag kept along each axis, pixels; None keeps lags up to half the
+        image size.  The FFT is padded by this lag only (not by the image size),
+        in float32, so the memory is a few times that of the image and the output
+        is at most ``(2 max_lag_px) ** 2``.
 
     Returns
     -------
-    ndarray, shape (H, W)
-        ``acf[H//2 + dy, W//2 + dx]`` is the correlation at lag (dy, dx) in
-        pixels, divided by the number of overlapping pixels and normalised to 1
-        at zero lag.  Lags up to half the image size in each direction.
+    ndarray of float64, shape (min(H, 2 L), min(W, 2 L)), L = ``max_lag_px``
+        ``acf[h0 + dy, w0 + dx]`` (``h0, w0`` = half the output shape, rounded
+        down) is the correlation at lag (dy, dx) in pixels, divided by the number
+        of overlapping pixels and normalised to 1 at zero lag.
     """
-    img = _remove_plane(np.asarray(image, dtype=np.float64))
+    img = _remove_plane(np.asarray(image), dtype=np.float32)
     h, w = img.shape
-    shape = (2 * h, 2 * w)
+    ly, lx = h // 2, w // 2
+    if max_lag_px is not None:
+        ly, lx = min(ly, int(max_lag_px)), min(lx, int(max_lag_px))
+    # circular correlation at lag d also holds the lag d - n; with n >= size + max lag that one
+    # has no overlapping pixels, so the kept lags are exact
+    shape = (fft.next_fast_len(h + ly + 1, real=True), fft.next_fast_len(w + lx + 1, real=True))
     spec = fft.rfft2(img, s=shape, workers=-1)
-    acf = fft.irfft2(spec * np.conj(spec), s=shape, workers=-1)
-    acf = fft.fftshift(acf)[h - h // 2: h - h // 2 + h, w - w // 2: w - w // 2 + w]
-    dy = np.abs(np.arange(h) - h // 2)[:, None]
-    dx = np.abs(np.arange(w) - w // 2)[None, :]
+    del img
+    spec *= np.conj(spec)
+    acf = fft.irfft2(spec, s=shape, workers=-1)
+    del spec
+    # lags -L .. L - 1 (all of them, -(h // 2) .. h - 1 - h // 2, where L reaches half the image)
+    rows = np.arange(-ly, h - ly if ly == h // 2 else ly)
+    cols = np.arange(-lx, w - lx if lx == w // 2 else lx)
+    acf = acf[np.ix_(rows % shape[0], cols % shape[1])].astype(np.float64)
+    dy = np.abs(rows)[:, None]
+    dx = np.abs(cols)[None, :]
     acf = acf / ((h - dy) * (w - dx))
-    return acf / acf[h // 2, w // 2]
+    return acf / acf[ly, lx]
 
 
 def _central_peak_radius(acf: np.ndarray) -> float:
@@ -83,7 +113,8 @@ def acf_peak_vectors(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     ----------
     image : ndarray, shape (H, W)
     max_lag_frac : float
-        Largest lag searched, as a fraction of the smaller image side.
+        Largest lag searched, as a fraction of the smaller image side (of at most
+        ``2 * MAX_LAG_PX`` = 1024 px).
     min_peak_rel : float
         Peaks lower than this fraction of the highest off-centre peak are dropped.
 
@@ -95,7 +126,8 @@ def acf_peak_vectors(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
         Height of each peak above the lowest autocorrelation value within the
         searched lags, as a fraction of the zero-lag height above that value.
     """
-    acf = autocorrelation(image)
+    image_h, image_w = np.shape(image)
+    acf = autocorrelation(image, max_lag_px=MAX_LAG_PX)
     r_central = _central_peak_radius(acf)
     # Smoothing on the scale of the zero-lag peak removes the small noise maxima
     # of the ACF and leaves the (as wide, symmetric) lattice peaks in place.
@@ -106,7 +138,8 @@ def acf_peak_vectors(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     # standard deviation of 1 / sqrt(overlapping pixels); a lattice peak must stand
     # SIGNIFICANCE of those above zero (smoothing only lowers the scatter) for the image
     # to have a lattice at all.
-    overlap = ((h - np.abs(np.arange(h) - cy))[:, None] * (w - np.abs(np.arange(w) - cx))[None, :]).astype(float)
+    overlap = ((image_h - np.abs(np.arange(h) - cy))[:, None]
+               * (image_w - np.abs(np.arange(w) - cx))[None, :]).astype(float)
     significant = acf >= SIGNIFICANCE / np.sqrt(overlap)
     acf = acf / acf.max()
     max_lag = max_lag_frac * min(h, w)
@@ -169,7 +202,8 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
         Grey image; a lattice must repeat at least three times across its
         smaller side for the default ``max_lag_frac``.
     max_lag_frac : float
-        Largest lag searched, as a fraction of the smaller image side.
+        Largest lag searched, as a fraction of the smaller image side (of at most
+        ``2 * MAX_LAG_PX`` = 1024 px: larger images are searched up to 341 px by default).
     min_peak_rel : float
         Relative height below which autocorrelation peaks are ignored.
     background_sigma_px : float or None
@@ -187,7 +221,7 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     ------
     AtomlocInputError
         If the autocorrelation has no off-centre peak that stands out of the noise
-        (no lattice repeats within ``max_lag_frac`` of the image).
+        (no lattice repeats within the searched lags).
     """
     image = validate_image(image, name)
     if np.std(_remove_plane(image)) <= 1e-9 * np.abs(image).max():
@@ -199,9 +233,10 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
         high_pass = image - ndimage.gaussian_filter(image, float(background_sigma_px))
         vectors, _ = acf_peak_vectors(high_pass, max_lag_frac, min_peak_rel)
     if len(vectors) == 0:
+        max_lag = max_lag_frac * min(*image.shape, 2 * MAX_LAG_PX)
         raise AtomlocInputError(
-            f"{name}: no lattice found (no repeat within {max_lag_frac:.2f} of the image size stands out "
-            f"of the noise); if there are columns, give their spacing (spacing_px, atomloc locate --spacing-px)"
+            f"{name}: no lattice found (no repeat up to {max_lag:.0f} px stands out of the noise); if there are "
+            f"columns, give their spacing (spacing_px, atomloc locate --spacing-px)"
         )
     lengths = np.hypot(vectors[:, 0], vectors[:, 1])
     return float(np.mean(lengths[lengths <= 1.1 * lengths[0]]))
