@@ -1,6 +1,6 @@
 # atomloc: atom-column localisation benchmark for HAADF-STEM image series.
 # Run: snakemake --cores 2   (see README.md)
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -8,9 +8,7 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
-
-
+include: "workflow/rules/config.smk"  # the config validated (errors: the key, the value, the rule)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/align.smk"

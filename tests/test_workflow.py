@@ -350,3 +350,49 @@ def test_files_dataset_without_files_names_it(tmp_path):
     assert res.returncode != 0
     text = res.stdout + res.stderr
     assert "nothing_here" in text and "resources/series/nothing_here" in text
+
+
+# A table of bad configs: `snakemake -n` fails in a few lines naming the key, the value and the rule
+# (no schema dump, no traceback of atomloc's), and writes nothing.
+BAD_CONFIGS = [
+    ("range", lambda c: c.update(evaluate={"match_radius_frac": 5}),
+     "config: evaluate.match_radius_frac = 5: 5 is greater than the maximum of 1", "rule: maximum 1"),
+    ("type", lambda c: c["datasets"][0].update(n_frames="two"),
+     "config: datasets[0].n_frames = 'two': 'two' is not of type 'integer'", "rule: type 'integer'"),
+    ("enum", lambda c: c["datasets"][0].update(split="validation"),
+     "config: datasets[0].split = 'validation': 'validation' is not one of", "rule: enum"),
+    ("unknown_top_key", lambda c: c.update(evalute={}), "config: unknown key evalute = {}",
+     "rule: (top level) takes only the keys of"),
+    ("unknown_dataset_key", lambda c: c["datasets"][0].update(materal="MoS2"),
+     "config: unknown key datasets[0].materal = 'MoS2'", "rule: datasets[0] takes only the keys of"),
+    ("files_with_simulation_key",
+     lambda c: c["datasets"].append({"name": "real", "source": "files", "pixel_size_pm": 12.0}),
+     "datasets[real]: pixel_size_pm not read by a source: files dataset", "pixel_size_override_pm replaces it"),
+    ("simulated_with_files_key", lambda c: c["datasets"][0].update(pixel_size_override_pm=12.0),
+     "datasets[tiny_mos2]: pixel_size_override_pm only for source: files", "pixel_size_pm sets its pixel size"),
+    ("method_parameter", lambda c: c.update(methods={"log": {"overlap": -1}}),
+     "method 'log': overlap=-1: expected a number in [0, 1]", None),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_config_repo(tmp_path_factory):
+    return copy_repo(tmp_path_factory.mktemp("badcfg"))
+
+
+@pytest.mark.parametrize("case,change,message,rule", BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
+def test_bad_config_fails_the_dry_run_in_a_few_lines(bad_config_repo, case, change, message, rule):
+    config = yaml.safe_load((bad_config_repo / TINY).read_text())
+    change(config)
+    (bad_config_repo / f"{case}.yaml").write_text(yaml.safe_dump(config))
+    res = snakemake(bad_config_repo, "-n", "--cores", "1", "--configfile", f"{case}.yaml")
+    text = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert message in text and (rule is None or rule in text), text[-2000:]
+    assert "Failed validating" not in text and "Traceback" not in text
+    # beyond Snakemake's own lines (the profile and --configfile notes, the error's file and line, its
+    # stack lines): the message, and the rule on a second line
+    ours = [line for line in text.splitlines() if line.strip() and " in file " not in line
+            and not line.startswith(("Config file", "Using workflow specific profile", "  File "))]
+    assert len(ours) <= 2, ours
+    assert not (bad_config_repo / "results").exists()

@@ -198,7 +198,9 @@ def import_series(paths, pixel_size_pm: float | None = None, name: str = "series
     if pixel_size_pm is None:
         if any(s is None for s in sizes):
             bad = paths[[s is None for s in sizes].index(True)]
-            raise AtomlocInputError(f"{bad}: no length calibration in the file; set pixel_size_pm for this dataset")
+            raise AtomlocInputError(f"{bad}: no length calibration in the file; give the pixel size in pm "
+                                    "(import_series(pixel_size_pm=...); in the workflow, the dataset's "
+                                    "pixel_size_override_pm)")
         if not np.allclose(sizes, sizes[0], rtol=1e-3):
             raise AtomlocInputError(f"{paths[0]}: files of one series have different pixel sizes {sizes} pm")
         pixel_size_pm = sizes[0]

@@ -79,7 +79,7 @@ def dataset_entry(name):
     return next(d for d in config["datasets"] if d["name"] == name)
 
 
-_NOT_SIMULATION = ("name", "split", "source", "path", "pixel_size_override_pm")
+_NOT_SIMULATION = DATASET_KEYS + FILES_KEYS  # (config.smk)
 
 
 def _simulation_keys(entry):
