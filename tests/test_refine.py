@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from atomloc.locate.refine import fit_gaussians
+from atomloc.locate.refine import fit_gaussian_pairs, fit_gaussians, render_gaussians
 from atomloc.simulate.render import render_columns
 
 
@@ -106,3 +106,28 @@ def test_elliptical_fit_recovers_shape_and_position():
     # round fits carry no elliptical shape
     round_fit = fit_gaussians(img, [20], [20], radius_px=8, sigma_px=2.0)
     assert round_fit.sigma_major is None
+
+
+def test_joint_fit_of_a_planted_overlapping_pair():
+    # two columns 3.2 px apart with sigma 1.4 px overlap into one elongated blob (no dip between them)
+    x = np.array([20.0, 22.6])
+    y = np.array([21.0, 22.9])
+    img = 4.0 + render_columns((44, 44), x, y, np.array([60.0, 45.0]), 1.4)
+    start = np.array([[21.3, 21.95]])  # both starts near the blob's centre, 0.5 px off the truth's axis
+    xy1, xy2, amps, sigma, ok = fit_gaussian_pairs(img, start + [[-1.0, -0.5]], start + [[1.0, 0.5]], 1.8)
+    assert ok[0]
+    assert np.hypot(*(xy1[0] - [x[0], y[0]])) < 1e-3 and np.hypot(*(xy2[0] - [x[1], y[1]])) < 1e-3
+    assert np.allclose(amps[0], [60.0, 45.0], rtol=1e-3) and abs(sigma[0] - 1.4) < 1e-3
+
+
+def test_pair_fit_on_one_column_is_not_a_pair():
+    img = 4.0 + render_columns((40, 40), np.array([20.0]), np.array([20.0]), np.array([60.0]), 1.5)
+    *_, ok = fit_gaussian_pairs(img, [[19.0, 20.0]], [[21.5, 20.0]], 1.5)
+    assert not ok[0]  # the two Gaussians collapse onto one column (or one amplitude goes to zero)
+
+
+def test_render_gaussians_sums_round_gaussians():
+    img = render_gaussians((30, 30), [10.0, 12.5], [15.0, 15.0], [2.0, 3.0], 1.2)
+    yy, xx = np.mgrid[0:30, 0:30]
+    want = sum(a * np.exp(-((xx - x0) ** 2 + (yy - 15.0) ** 2) / (2 * 1.2 ** 2)) for a, x0 in ((2.0, 10.0), (3.0, 12.5)))
+    assert np.abs(img - want).max() < 3.0 * np.exp(-8)  # equal inside 4 sigma, cut beyond

@@ -26,8 +26,8 @@ from atomloc.locate.noise import (
     peak_heights,
     spacing_background,
 )
-from atomloc.locate.params import Choice, Int, Real
-from atomloc.locate.refine import refine_peaks
+from atomloc.locate.params import Choice, Flag, Int, Real
+from atomloc.locate.refine import fit_gaussian_pairs, fit_gaussians, refine_peaks, render_gaussians
 from atomloc.locate.registry import AUTO, _auto, _positive, register
 
 # What the parameters accept (:mod:`atomloc.locate.params`); "auto" = derived from the spacing.
@@ -386,25 +386,116 @@ def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
 
 
 
+PAIR_MIN_DISTANCE_SIGMA = 3.0
+"""A second column of a close pair lies at least this many column sigmas from the first (resolved)."""
+PAIR_MOTIF_FRACTION = 0.2
+"""Close pairs are a motif of the lattice: a pair is kept only if at least this fraction of the columns
+forms a pair with the same separation vector (to 20 % or 1 px, either sign).  Pairs found on scan
+noise, contamination or a column the Gaussian does not fit point in random directions."""
+PAIR_AMPLITUDE_RANGE = (0.3, 3.0)
+"""A second column's fitted amplitude lies within this range of the median column's: the residual of
+a column the single Gaussian does not fit (probe tails, a fit moved by noise) is weaker or stronger."""
+Pairs = Annotated[bool, Flag()]
+"""Look for close pairs (dumbbells) the peak search's minimum distance merged (:func:`resolve_close_pairs`)."""
+
+
+def _motif(vectors: np.ndarray, n_columns: int) -> np.ndarray:
+    """Which separation vectors (n, 2; pixels) are shared, either sign, by :data:`PAIR_MOTIF_FRACTION` of the columns."""
+    if len(vectors) == 0:
+        return np.zeros(0, bool)
+    both = cKDTree(np.vstack([vectors, -vectors]))
+    tol = np.maximum(1.0, 0.2 * np.hypot(vectors[:, 0], vectors[:, 1]))
+    counts = np.array([len({j % len(vectors) for j in both.query_ball_point(v, r)}) for v, r in zip(vectors, tol)])
+    return counts >= max(3, PAIR_MOTIF_FRACTION * n_columns)
+
+
+def resolve_close_pairs(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001) -> pd.DataFrame:
+    """Add the second column of close pairs that the peak search merged, refitting each pair jointly.
+
+    The peak search keeps one maximum within half a spacing (so a noise maximum
+    on a column's flank is not a column), which merges columns closer than that:
+    Si [110] dumbbells 1.36 Å apart, GaAs, CdTe.  Here the fitted columns of
+    ``table`` (``x, y, score, sigma`` of :func:`refine_peaks`) are subtracted
+    from the image (:func:`atomloc.locate.refine.render_gaussians`, DAOPHOT's
+    find-subtract-find); a maximum of the residual that stands out of the
+    image's noise at ``false_alarm_rate`` (:func:`find_peaks`' rule; every
+    residual maximum lies next to a column, so without the neighbours' lenient rate) between
+    :data:`PAIR_MIN_DISTANCE_SIGMA` column sigmas and half a spacing from its
+    nearest column is a second column.  Each such pair (one per column, the
+    strongest) is refitted as two overlapping Gaussians of one sigma
+    (:func:`atomloc.locate.refine.fit_gaussian_pairs`); pairs whose joint fit
+    fails, whose second Gaussian's amplitude lies outside
+    :data:`PAIR_AMPLITUDE_RANGE` of the median column's, or whose separation
+    vector is not a motif of the lattice (:data:`PAIR_MOTIF_FRACTION`), keep
+    the first column alone.
+
+    Returns
+    -------
+    DataFrame
+        ``table`` with the pairs' columns refitted and their second columns added.
+    """
+    if len(table) < 2 or "sigma" not in table:
+        return table
+    image = np.asarray(image, dtype=np.float64)
+    xy = table[["x", "y"]].to_numpy(dtype=np.float64)
+    sigma = float(np.median(table["sigma"]))
+    min_sep = PAIR_MIN_DISTANCE_SIGMA * sigma
+    if min_sep >= 0.5 * spacing_px:
+        return table  # columns too wide for a resolvable pair inside half a spacing
+    residual = image - render_gaussians(image.shape, xy[:, 0], xy[:, 1], table["score"].to_numpy(), table["sigma"])
+    # every residual maximum lies next to a column: the neighbours' lenient rate would let noise through
+    found = find_peaks(residual, spacing_px, min_distance_px=max(1.0, min_sep), false_alarm_rate=false_alarm_rate,
+                       neighbour_false_alarm_rate=false_alarm_rate)
+    if len(found) == 0:
+        return table
+    second = found[:, ::-1].astype(np.float64)
+    distance, nearest = cKDTree(xy).query(second)
+    close = (distance >= min_sep) & (distance < 0.5 * spacing_px)
+    # one second column per column: the first found (find_peaks lists the highest first)
+    _, first = np.unique(nearest[close], return_index=True)
+    pick = np.nonzero(close)[0][first]
+    if len(pick) == 0:
+        return table
+    partner = nearest[pick]
+    xy1, xy2, amps, sig, ok = fit_gaussian_pairs(image, xy[partner], second[pick], sigma)
+    typical = float(np.median(table["score"]))
+    ok &= (amps[:, 1] >= PAIR_AMPLITUDE_RANGE[0] * typical) & (amps[:, 1] <= PAIR_AMPLITUDE_RANGE[1] * typical)
+    ok[ok] = _motif(xy2[ok] - xy1[ok], len(table))
+    if not ok.any():
+        return table
+    out = table.copy()
+    rows = partner[ok]
+    out.loc[out.index[rows], ["x", "y"]] = xy1[ok]
+    out.loc[out.index[rows], "score"] = amps[ok, 0]
+    out.loc[out.index[rows], "sigma"] = sig[ok]
+    added = out.iloc[rows].copy()
+    added[["x", "y"]] = xy2[ok]
+    added["score"] = amps[ok, 1]
+    return pd.concat([out, added], ignore_index=True)
+
+
 @register("gaussfit",
           "Local maxima of the smoothed, background-subtracted image that stand out of the noise at a "
           "false-alarm rate (minimum distance from the spacing), each refined by a batched 2-D Gaussian fit; "
           "failed fits are dropped.")
 def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO, min_distance_px: AutoDistance = AUTO,
              false_alarm_rate: FalseAlarms = 0.001, neighbour_false_alarm_rate: FalseAlarms = 0.1,
-             threshold_rel: NonNegative = 0.0, fit_radius_px: AutoPx = AUTO):
+             threshold_rel: NonNegative = 0.0, fit_radius_px: AutoPx = AUTO, pairs: Pairs = True):
     """Local maxima (:func:`find_peaks`) + 2-D Gaussian refinement (:func:`atomloc.locate.refine.fit_gaussians`).
 
     ``false_alarm_rate``, ``neighbour_false_alarm_rate``: the two noise
     thresholds of :func:`find_peaks` (expected detections on pure noise, as a
     fraction of the columns); ``threshold_rel`` an optional extra cut relative
     to the brightest columns.  ``fit_radius_px`` auto = 0.4 x spacing (at least 2 px):
-    the fitted disc stays clear of the neighbouring columns.
+    the fitted disc stays clear of the neighbouring columns.  ``pairs``: add the
+    second column of close pairs (dumbbells) closer than the peak search's
+    minimum distance, each pair refitted jointly (:func:`resolve_close_pairs`).
     """
     peaks = find_peaks(image, spacing_px, smooth_sigma_px, min_distance_px, false_alarm_rate,
                        neighbour_false_alarm_rate, threshold_rel)
     radius = _positive("fit_radius_px", _auto(fit_radius_px, max(2.0, 0.4 * spacing_px)))
-    return refine_peaks(image, peaks, radius, sigma_px=max(0.5, 0.2 * spacing_px))
+    table = refine_peaks(image, peaks, radius, sigma_px=max(0.5, 0.2 * spacing_px))
+    return resolve_close_pairs(image, table, spacing_px, false_alarm_rate) if pairs else table
 
 
 @register("findfoci",
@@ -497,7 +588,7 @@ def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px: AutoPx = AUTO, psf_frac
                 num_iter: Annotated[int, Int(ge=1)] = 10, smooth_sigma_px: AutoPx = AUTO,
                 min_distance_px: AutoDistance = AUTO, false_alarm_rate: FalseAlarms = 0.001,
                 neighbour_false_alarm_rate: FalseAlarms = 0.1, threshold_rel: NonNegative = 0.0,
-                fit_radius_px: AutoPx = AUTO):
+                fit_radius_px: AutoPx = AUTO, pairs: Pairs = True):
     """Deconvolve, then local maxima + 2-D Gaussian refinement on the deconvolved image.
 
     ``psf_sigma_px`` auto = ``psf_frac`` x the median column sigma that
@@ -509,11 +600,14 @@ def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px: AutoPx = AUTO, psf_frac
     deconvolved image, but whether one stands out of the noise is judged on the
     raw image (:func:`find_peaks` with ``maxima_of``): deconvolution colours the
     noise, so white-noise thresholds do not hold on the deconvolved image.
+    ``pairs`` as for :func:`gaussfit`, looked for on the raw image (the
+    deconvolved one rings and colours the noise): pair members carry the raw
+    image's joint fit.
     """
     if AUTO == psf_sigma_px:
         first = gaussfit(image, spacing_px, smooth_sigma_px=smooth_sigma_px, min_distance_px=min_distance_px,
                          false_alarm_rate=false_alarm_rate, neighbour_false_alarm_rate=neighbour_false_alarm_rate,
-                         threshold_rel=threshold_rel, fit_radius_px=fit_radius_px)
+                         threshold_rel=threshold_rel, fit_radius_px=fit_radius_px, pairs=False)
         if len(first) == 0:
             return first  # no column stands out of the noise: nothing to measure the PSF on, nothing to find
         psf_sigma_px = float(psf_frac) * float(np.median(first["sigma"]))
@@ -521,4 +615,19 @@ def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px: AutoPx = AUTO, psf_frac
     peaks = find_peaks(image, spacing_px, smooth_sigma_px, min_distance_px, false_alarm_rate,
                        neighbour_false_alarm_rate, threshold_rel, maxima_of=sharp)
     radius = _positive("fit_radius_px", _auto(fit_radius_px, max(2.0, 0.4 * spacing_px)))
-    return refine_peaks(sharp, peaks, radius, sigma_px=max(0.5, 0.2 * spacing_px))
+    table = refine_peaks(sharp, peaks, radius, sigma_px=max(0.5, 0.2 * spacing_px))
+    if not pairs or len(table) < 2:
+        return table
+    # pairs are looked for on the raw image (the deconvolved one rings and colours the noise): the
+    # columns' Gaussians there make the residual (a column whose raw fit fails is not subtracted)
+    raw = fit_gaussians(image, table["x"], table["y"], radius, sigma_px=max(0.5, 0.2 * spacing_px))
+    if not raw.ok.any():
+        return table
+    model = table.assign(score=np.where(raw.ok, raw.amplitude, 0.0),
+                         sigma=np.where(raw.ok, raw.sigma, float(np.median(raw.sigma[raw.ok]))))
+    paired = resolve_close_pairs(image, model, spacing_px, false_alarm_rate)
+    n = len(table)
+    kept = np.nonzero((paired["x"].to_numpy()[:n] == table["x"].to_numpy())
+                      & (paired["y"].to_numpy()[:n] == table["y"].to_numpy()))[0]
+    paired.loc[kept, ["score", "sigma"]] = table[["score", "sigma"]].to_numpy()[kept]
+    return paired
