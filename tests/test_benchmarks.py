@@ -96,3 +96,16 @@ def test_real_gallery_prints_counts_and_sanity_and_writes_overlays(tmp_path):
     # A clean MoS2 frame: nearly every detection has its neighbour one spacing away.
     assert float(rows["gaussfit"]["within_30pct"]) >= 0.95
     assert (tmp_path / "g" / "mos2.png").stat().st_size > 0
+
+
+def test_scaling_prints_time_and_peak_memory_per_size():
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "scaling.py"), "--sizes", "128", "256",
+                          "--methods", "spacing", "log", "--timeout", "120"],
+                         capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr
+    table = res.stdout.split("\n\n")[-1].splitlines()
+    assert table[0].split()[:3] == ["method", "size", "time"]
+    rows = table[1:]
+    assert len(rows) == 4 and all(" GB " in row for row in rows)
+    assert "spacing 8.0" in rows[1]  # the 256^2 lattice's 8 px spacing
+    assert "columns" in rows[3]
