@@ -109,3 +109,21 @@ def test_scaling_prints_time_and_peak_memory_per_size():
     assert len(rows) == 4 and all(" GB " in row for row in rows)
     assert "spacing 8.0" in rows[1]  # the 256^2 lattice's 8 px spacing
     assert "columns" in rows[3]
+
+
+def test_classical_sweep_scores_a_dose_and_judges_the_gap(tmp_path):
+    out = tmp_path / "sweep.csv"
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "classical_sweep.py"), "--materials", "MoS2",
+                          "--doses", "100", "1e4", "--methods", "gaussfit", "log", "--shape", "128", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    import pandas as pd
+
+    scores = pd.read_csv(out)
+    assert len(scores) == 4 and set(scores.method) == {"gaussfit", "log"}
+    high = scores[scores.dose_e_per_A2 == 1e4]
+    assert (high.f1 >= 0.98).all()
+    # both sublattices found: against the Mo columns alone precision is 1/2, F1 2/3
+    assert ((high.f1_heavy > 0.6) & (high.f1_heavy < 0.72)).all()
+    assert (scores[scores.dose_e_per_A2 == 100].f1 <= 0.1).all()  # 0.1 e/px: columns invisible
+    assert "| ('MoS2', 100.0)   | none" in res.stdout
