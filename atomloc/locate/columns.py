@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from atomloc.core.errors import AtomlocInputError
-from atomloc.locate.noise import spacing_background
+from atomloc.locate import tiles
+from atomloc.locate.noise import background_window_px, spacing_background
 
 INTENSITY_RADIUS_FRAC = 0.35
 """Radius of the disc summed by :func:`column_intensities`, as a fraction of the column spacing."""
@@ -40,6 +41,9 @@ def column_intensities(image: np.ndarray, x_px, y_px, *, spacing_px: float,
     smoothed by spacing / 6 over 2 x spacing, blurred over one spacing), as in
     the peak detection.  For a column at the border the sum over the pixels
     inside the image is scaled up by the fraction of the disc they cover.
+    An image with a side longer than :data:`atomloc.locate.tiles.TILE_PX` is
+    done a tile at a time (each tile's background over a window past the
+    filters' reach: the same numbers, bounded memory).
 
     Parameters
     ----------
@@ -62,15 +66,42 @@ def column_intensities(image: np.ndarray, x_px, y_px, *, spacing_px: float,
     radius = max(1.0, INTENSITY_RADIUS_FRAC * spacing_px) if radius_px is None else float(radius_px)
     if len(x) == 0:
         return np.zeros(0)
-    above = image - spacing_background(image, spacing_px)
+    if not tiles.needs_tiles(image.shape):
+        return _disc_sums(image - spacing_background(image, spacing_px), x, y, radius, (0, 0), image.shape)
+    # A large image: the background of one tile at a time, over a window reaching past the filters
+    # (the same numbers as on the whole image) for the columns in the tile's core.
+    out = np.zeros(len(x))
+    margin = _background_reach_px(spacing_px) + int(np.ceil(radius)) + 2
+    for t in tiles.tiles(image.shape, margin):
+        sel = np.nonzero(tiles.in_core(x, y, t, image.shape))[0]
+        if len(sel):
+            window = image[t.window]
+            out[sel] = _disc_sums(window - spacing_background(window, spacing_px), x[sel], y[sel], radius,
+                                  (t.wr0, t.wc0), image.shape)
+    return out
+
+
+def _background_reach_px(spacing_px: float) -> int:
+    """How far (pixels) :func:`atomloc.locate.noise.spacing_background` reaches: its three filters' radii."""
+    smooth = int(4.0 * max(0.5, spacing_px / 6.0) + 0.5)  # scipy's Gaussian radius at truncate=4
+    return smooth + background_window_px(spacing_px) // 2 + int(4.0 * float(spacing_px) + 0.5)
+
+
+def _disc_sums(above: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float, origin: tuple[int, int],
+               shape: tuple[int, int]) -> np.ndarray:
+    """Sums of ``above`` (a window of the image whose pixel (0, 0) is image pixel ``origin`` = (row, col))
+    over discs of ``radius`` around (x, y) (image pixels), scaled up by the share of each disc inside the
+    image of ``shape`` (H, W)."""
     reach = int(np.ceil(radius))
     dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
     rows = np.rint(y)[:, None].astype(np.int64) + dy.ravel()[None, :]
     cols = np.rint(x)[:, None].astype(np.int64) + dx.ravel()[None, :]
-    h, w = image.shape
+    h, w = shape
     inside = ((np.hypot(cols - x[:, None], rows - y[:, None]) <= radius)
               & (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w))
-    values = np.where(inside, above[np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)], 0.0)
+    r0, c0 = origin
+    th, tw = above.shape
+    values = np.where(inside, above[np.clip(rows - r0, 0, th - 1), np.clip(cols - c0, 0, tw - 1)], 0.0)
     in_disc = np.hypot(cols - x[:, None], rows - y[:, None]) <= radius
     covered = inside.sum(axis=1) / np.maximum(in_disc.sum(axis=1), 1)
     return values.sum(axis=1) / np.maximum(covered, 1e-12)

@@ -24,6 +24,7 @@ from atomloc.locate.nets import ATOMID, ATOMSEGNET
 from atomloc.locate.params import Choice, Flag, Int, Real, Text
 from atomloc.locate.refine import refine_peaks
 from atomloc.locate.registry import AUTO, register
+from atomloc.locate.tiles import known_spacing
 
 BLOB_HEADS = ("log", "dog", "doh")
 """scikit-image blob detectors that can replace AtomID-net's NMS head on its confidence map."""
@@ -247,10 +248,14 @@ def _nominal_spacing(meta: dict) -> float:
 
 
 def _lattice_spacing(image, spacing_px, rescale: str, noise_gate: bool):
-    """The given spacing, else :func:`column_spacing` where the resampling or the gate needs it (None: no lattice)."""
+    """The given spacing, else :func:`column_spacing` where the resampling or the gate needs it (None: no lattice).
+
+    In a tile of a tiled run (:func:`atomloc.locate.registry.locate`) :func:`column_spacing` is that of the
+    whole image, measured once (:func:`atomloc.locate.tiles.known_spacing`), so every tile agrees.
+    """
     if not (isinstance(spacing_px, str) and spacing_px == AUTO):
         return float(spacing_px)
-    return column_spacing(image) if (rescale == "auto" or noise_gate) else None
+    return known_spacing(lambda: column_spacing(image)) if (rescale == "auto" or noise_gate) else None
 
 
 def _locate_scaled(image, detect, meta: dict, spacing_px, rescale: str, noise_gate) -> pd.DataFrame:
@@ -271,7 +276,7 @@ def _locate_scaled(image, detect, meta: dict, spacing_px, rescale: str, noise_ga
           "predicted spacing, greedy NMS (IoU 0.3) with a confidence lower bound; heads log/dog/doh optional. "
           "The image is resampled into the model's trained spacing band and detections are gated by the "
           "image's noise.",
-          imports=_IMPORTS, needs_spacing=False)
+          imports=_IMPORTS, needs_spacing=False, tile_spacing=column_spacing)
 def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
                   min_confidence: Annotated[float | str, Real(ge=0, le=1, auto=True)] = AUTO,
                   window_px: Annotated[int, Int(ge=1)] = 3, iou_threshold: Annotated[float, Real(ge=0, le=1)] = 0.3,
@@ -351,7 +356,7 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
           "calibrated) threshold, connected components, centroids; optional 2-D Gaussian refinement. "
           "The image is resampled into the model's trained spacing band and detections are gated by the "
           "image's noise.",
-          imports=_IMPORTS, needs_spacing=False)
+          imports=_IMPORTS, needs_spacing=False, tile_spacing=column_spacing)
 def atomsegnet_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
                       threshold: Annotated[float | str, Real(ge=0, le=1, auto=True)] = AUTO,
                       min_area_px: Annotated[int, Int(ge=1)] = 2,

@@ -29,6 +29,7 @@ import pandas as pd
 from atomloc.core.errors import AtomlocInputError, MissingDependencyError
 from atomloc.core.geometry import nearest_neighbour_spacing
 from atomloc.core.image import validate_image
+from atomloc.locate import tiles
 from atomloc.locate.columns import annotate_columns, check_columns, keep_columns
 from atomloc.locate.params import AUTO, SPACING, Param
 from atomloc.locate.spacing import estimate_spacing
@@ -47,6 +48,7 @@ class Method:
     extra: str = ""
     imports: tuple[str, ...] = ()
     needs_spacing: bool = True
+    tile_spacing: Callable[[np.ndarray, str], float | None] | None = None
 
     def missing(self) -> list[str]:
         """Importable modules this method needs that are not installed."""
@@ -133,7 +135,8 @@ def signature_params(func: Callable) -> tuple[dict, dict]:
 
 
 def register(name: str, description: str, requires: tuple[str, ...] = (), extra: str = "",
-             imports: tuple[str, ...] = (), needs_spacing: bool = True):
+             imports: tuple[str, ...] = (), needs_spacing: bool = True,
+             tile_spacing: Callable[[np.ndarray, str], float | None] | None = None):
     """Register ``func`` as method ``name``; its defaults are those of its signature.
 
     Every method takes ``spacing_px`` (default ``"auto"``) and keyword
@@ -143,7 +146,11 @@ def register(name: str, description: str, requires: tuple[str, ...] = (), extra:
     importing them), ``extra`` the package extra that installs them and
     ``imports`` the modules it imports when it runs (see :meth:`Method.load`).
     With ``needs_spacing=False`` an ``"auto"`` spacing is passed on as
-    ``"auto"`` (the method finds its own) instead of being estimated first.
+    ``"auto"`` (the method finds its own) instead of being estimated first;
+    ``tile_spacing(image, name)`` is then that method's own rule for the
+    spacing (pixels, None: no lattice), which a tiled run (:func:`locate`)
+    applies once to the whole image and gives every tile
+    (:func:`atomloc.locate.tiles.given_spacing`).
 
     Raises
     ------
@@ -158,7 +165,7 @@ def register(name: str, description: str, requires: tuple[str, ...] = (), extra:
             raise ValueError(f"method {name!r} is already registered")
         defaults, params = signature_params(func)
         _REGISTRY[name] = Method(name, func, defaults, params, description, tuple(requires), extra, tuple(imports),
-                                 needs_spacing)
+                                 needs_spacing, tile_spacing)
         return func
 
     return decorator
@@ -206,6 +213,12 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
         every method ``intensity`` (background-subtracted, summed over a disc of
         0.35 x spacing) and ``sublattice`` (0 = brightest;
         :func:`atomloc.locate.columns.annotate_columns`).
+
+    Notes
+    -----
+    An image with a side longer than :data:`atomloc.locate.tiles.TILE_PX`
+    (2048 px) is processed in overlapping tiles, so that memory stays bounded
+    (:func:`_locate_tiled`); smaller images go through the method whole.
     """
     m = get_method(method)
     resolved = m.resolve(params)
@@ -216,11 +229,57 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
         raise AtomlocInputError(f"{name}: pixel_size_pm must be a finite number > 0 (got {pixel_size_pm})")
     if resolved["spacing_px"] == AUTO and m.needs_spacing:
         resolved["spacing_px"] = estimate_spacing(image, name=name)
-    out = m.func(image, **resolved).reset_index(drop=True)
+    if tiles.needs_tiles(image.shape):
+        out = _locate_tiled(m, image, resolved, name)
+    else:
+        out = m.func(image, **resolved).reset_index(drop=True)
     spacing = resolved["spacing_px"]
     if spacing == AUTO:  # a method that finds its own scale: the spacing of what it found
         spacing = nearest_neighbour_spacing(out[["x", "y"]].to_numpy()) if len(out) > 1 else 1.0
     return keep_columns(annotate_columns(image, out, spacing_px=float(spacing)), columns, name)
+
+
+def _locate_tiled(m: Method, image: np.ndarray, resolved: dict, name: str) -> pd.DataFrame:
+    """Run method ``m`` on the overlapping tiles of a large image; its detections in image pixels.
+
+    The spacing is found once on the whole image: the estimate ``locate``
+    passed in ``resolved["spacing_px"]``, or for a method that finds its own
+    (``needs_spacing=False``) its :attr:`Method.tile_spacing` rule, which each
+    tile reads through :func:`atomloc.locate.tiles.given_spacing`.  Each tile's
+    window reaches :func:`atomloc.locate.tiles.tile_margin` (8 spacings, at
+    least 128 px) beyond its core (:func:`atomloc.locate.tiles.tiles`); the
+    detections in the core (:func:`atomloc.locate.tiles.in_core`) are shifted
+    to image pixels (x = column index, pixel centres at integers) and
+    concatenated, tile by tile (row by row).  A tqdm progress bar counts the
+    tiles where there are more than four (on a terminal).
+
+    What a method takes over its whole input (the noise level, the 0-1 scaling
+    percentiles, an Otsu threshold, the median column width, the network's
+    input scaling) is each tile's own.  On a square lattice (``tests/test_tiles.py``)
+    gaussfit, log and findfoci find the same columns to 0.01 px as the untiled
+    run, seams included; the Otsu threshold of ``threshold_centroid`` moves its
+    centroids by up to 0.3 px; the learned methods, which resample and scale
+    each tile on their own, move by a median 0.05 px (95 % within 0.12 px;
+    their error against the truth is 0.15 px either way).
+    """
+    from tqdm import tqdm
+
+    spacing = resolved["spacing_px"]
+    if spacing == AUTO:
+        known = m.tile_spacing(image, name) if m.tile_spacing is not None else None
+    else:
+        known = float(spacing)
+    grid = tiles.tiles(image.shape, tiles.tile_margin(known))
+    parts = []
+    with tiles.given_spacing(known):
+        for t in tqdm(grid, desc=f"{name}: {m.name} tiles", disable=True if len(grid) <= 4 else None,
+                      leave=False):
+            found = m.func(np.ascontiguousarray(image[t.window]), **resolved).reset_index(drop=True)
+            found["x"] = found["x"] + t.wc0
+            found["y"] = found["y"] + t.wr0
+            parts.append(found[tiles.in_core(found["x"], found["y"], t, image.shape)])
+    kept = [p for p in parts if len(p)] or parts[:1]
+    return pd.concat(kept, ignore_index=True)
 
 
 def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None = None, name: str = "series",
