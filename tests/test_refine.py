@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from atomloc.locate.refine import fit_gaussian_pairs, fit_gaussians, render_gaussians
-from atomloc.simulate.render import render_columns
+from atomloc.core.image import render_columns
+from atomloc.locate.refine import fit_gaussian_pairs, fit_gaussians
 
 
 def test_fits_recover_position_sigma_amplitude_noise_free():
@@ -126,8 +126,13 @@ def test_pair_fit_on_one_column_is_not_a_pair():
     assert not ok[0]  # the two Gaussians collapse onto one column (or one amplitude goes to zero)
 
 
-def test_render_gaussians_sums_round_gaussians():
-    img = render_gaussians((30, 30), [10.0, 12.5], [15.0, 15.0], [2.0, 3.0], 1.2)
+def test_render_columns_takes_a_sigma_per_column():
+    img = render_columns((30, 30), np.array([10.0, 12.5]), np.array([15.0, 15.0]), np.array([2.0, 3.0]),
+                         np.array([1.2, 0.8]))
     yy, xx = np.mgrid[0:30, 0:30]
-    want = sum(a * np.exp(-((xx - x0) ** 2 + (yy - 15.0) ** 2) / (2 * 1.2 ** 2)) for a, x0 in ((2.0, 10.0), (3.0, 12.5)))
-    assert np.abs(img - want).max() < 3.0 * np.exp(-8)  # equal inside 4 sigma, cut beyond
+    want = sum(a * np.exp(-((xx - x0) ** 2 + (yy - 15.0) ** 2) / (2 * s ** 2))
+               for a, x0, s in ((2.0, 10.0, 1.2), (3.0, 12.5, 0.8)))
+    assert np.abs(img - want).max() < 1e-5  # drawn to 5 sigma of the widest: cut at 2 exp(-12.5)
+    one = render_columns((30, 30), np.array([10.0]), np.array([15.0]), np.array([2.0]), 1.2)
+    assert np.array_equal(one, render_columns((30, 30), np.array([10.0]), np.array([15.0]), np.array([2.0]),
+                                              np.array([1.2])))

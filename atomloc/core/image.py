@@ -79,3 +79,47 @@ def unresample_xy(xy: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     fy, fx = factors
     return np.column_stack([(xy[:, 0] + 0.5) / fx - 0.5, (xy[:, 1] + 0.5) / fy - 0.5])
+
+
+def render_columns(shape_px, x_px: np.ndarray, y_px: np.ndarray, amplitude: np.ndarray,
+                   sigma_px, row_shift_px: np.ndarray | None = None) -> np.ndarray:
+    """Sum of isotropic Gaussians point-sampled on a pixel grid.
+
+    Parameters
+    ----------
+    shape_px : (int, int)
+        Output shape (H, W).
+    x_px, y_px : ndarray, shape (m,)
+        Centres in pixels (x = column index).
+    amplitude : ndarray, shape (m,)
+        Peak value of each Gaussian.
+    sigma_px : float or ndarray, shape (m,)
+        Gaussian sigma in pixels (one for all, or one per column).
+    row_shift_px : ndarray, shape (H, 2), optional
+        Scan distortion: the probe of scan row i lands ``(dx, dy) = row_shift_px[i]``
+        pixels short of its nominal position, so a point at (x, y) is imaged in row
+        i where i - dy(i) = y, at x + dx(i) (see :func:`atomloc.simulate.render.distorted_positions`).
+
+    Returns
+    -------
+    ndarray of float64, shape (H, W)
+    """
+    h, w = shape_px
+    x_px = np.asarray(x_px, dtype=np.float64)
+    y_px = np.asarray(y_px, dtype=np.float64)
+    shift = np.zeros((h, 2)) if row_shift_px is None else np.asarray(row_shift_px, dtype=np.float64)
+    margin = int(np.ceil(np.abs(shift).max())) + 1 if row_shift_px is not None else 0
+    sigma = np.broadcast_to(np.asarray(sigma_px, dtype=np.float64), x_px.shape)[:, None]
+    radius = int(np.ceil(5.0 * float(np.max(sigma, initial=0.0)))) + margin
+    offsets = np.arange(-radius, radius + 1)
+    cx = np.rint(x_px + shift[:, 0].mean()).astype(np.int64)
+    cy = np.rint(y_px + shift[:, 1].mean()).astype(np.int64)
+    ix = cx[:, None] + offsets[None, :]  # (m, k)
+    iy = cy[:, None] + offsets[None, :]
+    row = np.clip(iy, 0, h - 1)
+    gy = np.exp(-0.5 * ((iy - shift[row, 1] - y_px[:, None]) / sigma) ** 2) * amplitude[:, None]
+    gx = np.exp(-0.5 * ((ix[:, None, :] - shift[row, 0][:, :, None] - x_px[:, None, None]) / sigma[:, :, None]) ** 2)
+    vals = gy[:, :, None] * gx  # (m, ky, kx)
+    valid = ((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]
+    flat = (iy[:, :, None] * w + ix[:, None, :])[valid]
+    return np.bincount(flat, weights=vals[valid], minlength=h * w).reshape(h, w)

@@ -16,7 +16,7 @@ from skimage.measure import label
 from skimage.restoration import richardson_lucy
 
 from atomloc.core.errors import AtomlocInputError
-from atomloc.core.image import normalise
+from atomloc.core.image import normalise, render_columns
 from atomloc.locate.findfoci import BACKGROUND_METHODS, CENTRE_METHODS, PEAK_METHODS, SEARCH_METHODS, find_foci
 from atomloc.locate.noise import (
     background_window_px,
@@ -27,7 +27,7 @@ from atomloc.locate.noise import (
     spacing_background,
 )
 from atomloc.locate.params import Choice, Flag, Int, Real
-from atomloc.locate.refine import fit_gaussian_pairs, fit_gaussians, refine_peaks, render_gaussians
+from atomloc.locate.refine import fit_gaussian_pairs, fit_gaussians, refine_peaks
 from atomloc.locate.registry import AUTO, _auto, _positive, register
 
 # What the parameters accept (:mod:`atomloc.locate.params`); "auto" = derived from the spacing.
@@ -416,7 +416,7 @@ def resolve_close_pairs(image, table: pd.DataFrame, spacing_px, false_alarm_rate
     on a column's flank is not a column), which merges columns closer than that:
     Si [110] dumbbells 1.36 Å apart, GaAs, CdTe.  Here the fitted columns of
     ``table`` (``x, y, score, sigma`` of :func:`refine_peaks`) are subtracted
-    from the image (:func:`atomloc.locate.refine.render_gaussians`, DAOPHOT's
+    from the image (:func:`atomloc.core.image.render_columns`, DAOPHOT's
     find-subtract-find); a maximum of the residual that stands out of the
     image's noise at ``false_alarm_rate`` (:func:`find_peaks`' rule; every
     residual maximum lies next to a column, so without the neighbours' lenient rate) between
@@ -442,7 +442,8 @@ def resolve_close_pairs(image, table: pd.DataFrame, spacing_px, false_alarm_rate
     min_sep = PAIR_MIN_DISTANCE_SIGMA * sigma
     if min_sep >= 0.5 * spacing_px:
         return table  # columns too wide for a resolvable pair inside half a spacing
-    residual = image - render_gaussians(image.shape, xy[:, 0], xy[:, 1], table["score"].to_numpy(), table["sigma"])
+    residual = image - render_columns(image.shape, xy[:, 0], xy[:, 1], table["score"].to_numpy(),
+                                      table["sigma"].to_numpy())
     # every residual maximum lies next to a column: the neighbours' lenient rate would let noise through
     found = find_peaks(residual, spacing_px, min_distance_px=max(1.0, min_sep), false_alarm_rate=false_alarm_rate,
                        neighbour_false_alarm_rate=false_alarm_rate)

@@ -99,7 +99,6 @@ def _principal_sigmas(a, b, c):
     return major, minor, theta
 
 
-
 def _levenberg_marquardt(p, data, weight, dx, dy, model_and_jacobian, n_params, max_iter, tol_px,
                          frozen=(), positive=(), moves=((1, 2),)):
     """Batched Levenberg-Marquardt: one damped normal-equation solve per patch per iteration.
@@ -291,7 +290,6 @@ def refine_peaks(image: np.ndarray, peaks: np.ndarray, radius_px: float, sigma_p
     return pd.DataFrame({k: v[ok] for k, v in cols.items()})
 
 
-
 N_PARAMS_PAIR = 8  # A1, x1, y1, A2, x2, y2, s, B
 PAIR_MIN_SEPARATION_SIGMA = 1.5
 """The two Gaussians of an accepted pair lie at least this many of their sigmas apart."""
@@ -311,6 +309,13 @@ def _pair_model_and_jacobian(p, dx, dy):
         cols += [g, ag * ddx / s ** 2, ag * ddy / s ** 2]
         ds = ds + ag * r2 / s ** 3
     return model, np.stack([*cols, ds, np.ones_like(model)], axis=-1)
+
+
+def _pixel_values(image, xy):
+    """Values of the pixels nearest to the points ``xy`` (n, 2; x, y pixels), clipped into the image."""
+    ix = np.clip(np.rint(xy[:, 0]).astype(np.int64), 0, image.shape[1] - 1)
+    iy = np.clip(np.rint(xy[:, 1]).astype(np.int64), 0, image.shape[0] - 1)
+    return image[iy, ix]
 
 
 def fit_gaussian_pairs(image: np.ndarray, xy1, xy2, sigma_px, max_iter: int = 50, tol_px: float = 1e-4
@@ -355,12 +360,9 @@ def fit_gaussian_pairs(image: np.ndarray, xy1, xy2, sigma_px, max_iter: int = 50
         k = np.nonzero(np.ceil(radius) == r)[0]
         cx, cy, data, weight, dx, dy = _patches(image, mid[k, 0], mid[k, 1], float(r))
         bg0 = np.nanpercentile(np.where(weight > 0, data, np.nan), 10, axis=1)
-        def amp0(xy):
-            ix = np.clip(np.rint(xy[:, 0]).astype(int), 0, image.shape[1] - 1)
-            iy = np.clip(np.rint(xy[:, 1]).astype(int), 0, image.shape[0] - 1)
-            return np.maximum(image[iy, ix] - bg0, 1e-12)
-        p0 = np.column_stack([amp0(xy1[k]), xy1[k, 0] - cx, xy1[k, 1] - cy, amp0(xy2[k]), xy2[k, 0] - cx,
-                              xy2[k, 1] - cy, sigma0[k], bg0])
+        amp1, amp2 = (np.maximum(_pixel_values(image, xy[k]) - bg0, 1e-12) for xy in (xy1, xy2))
+        p0 = np.column_stack([amp1, xy1[k, 0] - cx, xy1[k, 1] - cy, amp2, xy2[k, 0] - cx, xy2[k, 1] - cy,
+                              sigma0[k], bg0])
         p, _, _ = _levenberg_marquardt(p0, data, weight, dx, dy, _pair_model_and_jacobian, N_PARAMS_PAIR, max_iter,
                                        tol_px, positive=(6,), moves=((1, 2), (4, 5)))
         a1, x1, y1, a2, x2, y2, s = (p[:, i] for i in range(7))
@@ -373,20 +375,3 @@ def fit_gaussian_pairs(image: np.ndarray, xy1, xy2, sigma_px, max_iter: int = 50
         amps[k] = np.column_stack([a1, a2])
         sig[k] = s
     return out1, out2, amps, sig, ok
-
-
-def render_gaussians(shape, x_px, y_px, amplitude, sigma_px) -> np.ndarray:
-    """Sum of round Gaussians ``A exp(-r^2 / 2 s^2)`` (to at least 4 sigma) on an image of ``shape`` (H, W); pixels."""
-    out = np.zeros(shape, dtype=np.float64)
-    x_px, y_px = np.asarray(x_px, dtype=np.float64), np.asarray(y_px, dtype=np.float64)
-    amplitude = np.broadcast_to(np.asarray(amplitude, dtype=np.float64), x_px.shape)
-    sigma_px = np.broadcast_to(np.asarray(sigma_px, dtype=np.float64), x_px.shape)
-    if len(x_px) == 0:
-        return out
-    cx, cy, _, weight, dx, dy = _patches(out, x_px, y_px, 4.0 * float(np.max(sigma_px)) + 1.0)
-    g = amplitude[:, None] * np.exp(-0.5 * ((cx[:, None] + dx - x_px[:, None]) ** 2
-                                           + (cy[:, None] + dy - y_px[:, None]) ** 2) / sigma_px[:, None] ** 2)
-    inside = weight > 0
-    np.add.at(out, ((cy[:, None] + dy.astype(np.int64))[inside], (cx[:, None] + dx.astype(np.int64))[inside]),
-              g[inside])
-    return out

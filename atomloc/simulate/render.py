@@ -9,48 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-
-def render_columns(shape_px, x_px: np.ndarray, y_px: np.ndarray, amplitude: np.ndarray,
-                   sigma_px: float, row_shift_px: np.ndarray | None = None) -> np.ndarray:
-    """Sum of isotropic Gaussians point-sampled on a pixel grid.
-
-    Parameters
-    ----------
-    shape_px : (int, int)
-        Output shape (H, W).
-    x_px, y_px : ndarray, shape (m,)
-        Centres in pixels (x = column index).
-    amplitude : ndarray, shape (m,)
-        Peak value of each Gaussian.
-    sigma_px : float
-        Gaussian sigma in pixels.
-    row_shift_px : ndarray, shape (H, 2), optional
-        Scan distortion: the probe of scan row i lands ``(dx, dy) = row_shift_px[i]``
-        pixels short of its nominal position, so a point at (x, y) is imaged in row
-        i where i - dy(i) = y, at x + dx(i) (see :func:`distorted_positions`).
-
-    Returns
-    -------
-    ndarray of float64, shape (H, W)
-    """
-    h, w = shape_px
-    x_px = np.asarray(x_px, dtype=np.float64)
-    y_px = np.asarray(y_px, dtype=np.float64)
-    shift = np.zeros((h, 2)) if row_shift_px is None else np.asarray(row_shift_px, dtype=np.float64)
-    margin = int(np.ceil(np.abs(shift).max())) + 1 if row_shift_px is not None else 0
-    radius = int(np.ceil(5.0 * sigma_px)) + margin
-    offsets = np.arange(-radius, radius + 1)
-    cx = np.rint(x_px + shift[:, 0].mean()).astype(np.int64)
-    cy = np.rint(y_px + shift[:, 1].mean()).astype(np.int64)
-    ix = cx[:, None] + offsets[None, :]  # (m, k)
-    iy = cy[:, None] + offsets[None, :]
-    row = np.clip(iy, 0, h - 1)
-    gy = np.exp(-0.5 * ((iy - shift[row, 1] - y_px[:, None]) / sigma_px) ** 2) * amplitude[:, None]
-    gx = np.exp(-0.5 * ((ix[:, None, :] - shift[row, 0][:, :, None] - x_px[:, None, None]) / sigma_px) ** 2)
-    vals = gy[:, :, None] * gx  # (m, ky, kx)
-    valid = ((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]
-    flat = (iy[:, :, None] * w + ix[:, None, :])[valid]
-    return np.bincount(flat, weights=vals[valid], minlength=h * w).reshape(h, w)
+from atomloc.core.image import render_columns  # noqa: F401  (the renderer lives in core: locate uses it too)
 
 
 def distorted_positions(x_px: np.ndarray, y_px: np.ndarray, row_shift_px: np.ndarray, n_iter: int = 20):
