@@ -248,3 +248,20 @@ def test_without_the_pair_search_dumbbells_merge():
 def test_pair_search_adds_nothing_to_lattices_without_pairs(material):
     image, truth = _crystal_frame(material, 15.0, 1e4)
     assert len(locate(image, "gaussfit")) == len(locate(image, "gaussfit", pairs=False))
+
+
+@pytest.mark.parametrize("method", ["threshold_centroid", "threshold_wcentroid"])
+def test_threshold_methods_find_a_weak_sublattice(method):
+    # a bright square lattice (12 px) with weak columns (30 % of the bright ones) at the cell centres
+    rng = np.random.default_rng(3)
+    g = np.arange(-1, 15) * 12.0 + 3.0
+    bx, by = [a.ravel() for a in np.meshgrid(g, g)]
+    wx, wy = bx + 6.0, by + 6.0
+    x, y = np.r_[bx, wx], np.r_[by, wy]
+    amp = np.r_[np.full(len(bx), 300.0), np.full(len(wx), 90.0)]
+    image = rng.poisson(10.0 + render_columns((168, 168), x, y, amp, 1.6)).astype(float)
+    truth = np.column_stack([x, y])
+    found = locate(image, method, spacing_px=8.5)
+    assert score_detections(found[["x", "y"]].to_numpy(), truth, image.shape).f1 >= 0.98
+    bright_only = locate(image, method, spacing_px=8.5, preset="study")
+    assert score_detections(bright_only[["x", "y"]].to_numpy(), truth, image.shape).recall < 0.6

@@ -13,6 +13,7 @@ from scipy.spatial import cKDTree
 from skimage.feature import blob_dog, blob_doh, blob_log
 from skimage.filters import threshold_otsu
 from skimage.measure import label
+from skimage.morphology import disk
 from skimage.restoration import richardson_lucy
 
 from atomloc.core.errors import AtomlocInputError
@@ -74,18 +75,45 @@ def _finish(image, table, spacing_px, preset, false_alarm_rate, neighbour_false_
 
 
 
-def _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px):
-    """Smooth, scale to 0-1, threshold; return the label image, the smoothed image and the threshold."""
+WEAK_SUBLATTICE_GAP_FRAC = 0.25
+"""The second Otsu level looks for weaker columns farther than this fraction of the spacing from the
+regions above the first level."""
+
+
+def _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_px, levels=1):
+    """Smooth, scale to 0-1, threshold; return the label image, the smoothed image and the threshold.
+
+    With ``levels=2`` (and ``threshold="otsu"``) a second Otsu threshold of the
+    pixels farther than :data:`WEAK_SUBLATTICE_GAP_FRAC` x spacing from the
+    regions above the first adds the columns of a weaker sublattice, which one
+    global threshold between the bright columns and everything else leaves out
+    (ReS2's S, SrTiO3's O and Ti-O columns); the returned threshold is then a
+    map (each region's own level).
+    """
     sigma = _positive("smooth_sigma_px", _auto(smooth_sigma_px, 0.1 * spacing_px))
     min_area = _auto(min_area_px, max(1.0, 0.05 * spacing_px ** 2))
     smooth = normalise(ndimage.gaussian_filter(image, sigma))
+
+    def regions(mask):
+        labels = label(mask)
+        area = np.bincount(labels.ravel())
+        small = area < min_area
+        small[0] = True
+        labels[small[labels]] = 0
+        return labels
+
     t = threshold_otsu(smooth) if threshold == "otsu" else float(threshold)
-    labels = label(smooth > t)
-    area = np.bincount(labels.ravel())
-    small = area < min_area
-    small[0] = True
-    labels[small[labels]] = 0
-    return labels, smooth, t
+    labels = regions(smooth > t)
+    if levels == 1 or threshold != "otsu":
+        return labels, smooth, t
+    gap = max(1, int(round(WEAK_SUBLATTICE_GAP_FRAC * spacing_px)))
+    near = ndimage.binary_dilation(smooth > t, disk(gap))
+    if near.all():
+        return labels, smooth, t
+    t_weak = threshold_otsu(smooth[~near])
+    weak = regions((smooth > t_weak) & ~near)
+    weak[weak > 0] += labels.max()
+    return labels + weak, smooth, np.where(labels > 0, t, t_weak)
 
 
 def _components_table(labels, weights, smooth):
@@ -104,7 +132,8 @@ def _components_table(labels, weights, smooth):
 @register("threshold_centroid",
           "Gaussian smoothing, global threshold (Otsu or fixed, on the image scaled to 0-1), "
           "connected components, unweighted centroid of each component; by default on the image without its "
-          "background and keeping the components that stand out of the noise.")
+          "background, with a second Otsu level for a weaker sublattice, keeping the components that stand out "
+          "of the noise.")
 def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO,
                        threshold: Annotated[float | str, Real(ge=0, le=1, choices=("otsu",))] = "otsu",
                        min_area_px: Annotated[float | str, Real(ge=0, auto=True)] = AUTO, preset: Preset = "noise",
@@ -115,13 +144,15 @@ def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO
     spacing^2 (components smaller than this are noise).  ``threshold`` is
     ``"otsu"`` or a number in [0, 1] on the percentile-normalised image.
     ``preset="noise"`` (default) runs on the image without its background
-    (the level between columns, at the spacing's scale) and keeps the
-    detections that stand out of the image's noise (:func:`noise_filter`, with
-    ``false_alarm_rate`` and ``neighbour_false_alarm_rate``);
-    ``preset="study"`` runs on the raw image alone, as the AtomID-net study did.
+    (the level between columns, at the spacing's scale), adds a second Otsu
+    level for a weaker sublattice away from the bright columns
+    (:func:`_threshold_regions`) and keeps the detections that stand out of the
+    image's noise (:func:`noise_filter`, with ``false_alarm_rate`` and
+    ``neighbour_false_alarm_rate``); ``preset="study"`` runs on the raw image
+    alone with one threshold, as the AtomID-net study did.
     """
     labels, smooth, _ = _threshold_regions(_prepare(image, spacing_px, preset), spacing_px, smooth_sigma_px,
-                                           threshold, min_area_px)
+                                           threshold, min_area_px, levels=1 if preset == "study" else 2)
     return _finish(image, _components_table(labels, np.ones_like(smooth), smooth), spacing_px, preset,
                    false_alarm_rate, neighbour_false_alarm_rate)
 
@@ -140,7 +171,7 @@ def threshold_wcentroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUT
     as :func:`threshold_centroid`.
     """
     labels, smooth, t = _threshold_regions(_prepare(image, spacing_px, preset), spacing_px, smooth_sigma_px,
-                                           threshold, min_area_px)
+                                           threshold, min_area_px, levels=1 if preset == "study" else 2)
     return _finish(image, _components_table(labels, np.clip(smooth - t, 0.0, None), smooth), spacing_px, preset,
                    false_alarm_rate, neighbour_false_alarm_rate)
 
