@@ -436,7 +436,7 @@ def _motif(vectors: np.ndarray, n_columns: int) -> np.ndarray:
         return np.zeros(0, bool)
     both = cKDTree(np.vstack([vectors, -vectors]))
     tol = np.maximum(1.0, 0.2 * np.hypot(vectors[:, 0], vectors[:, 1]))
-    counts = np.array([len({j % len(vectors) for j in both.query_ball_point(v, r)}) for v, r in zip(vectors, tol)])
+    counts = np.array([len({j % len(vectors) for j in near}) for near in both.query_ball_point(vectors, tol)])
     return counts >= max(3, PAIR_MOTIF_FRACTION * n_columns)
 
 
@@ -509,7 +509,8 @@ def resolve_close_pairs(image, table: pd.DataFrame, spacing_px, false_alarm_rate
 @register("gaussfit",
           "Local maxima of the smoothed, background-subtracted image that stand out of the noise at a "
           "false-alarm rate (minimum distance from the spacing), each refined by a batched 2-D Gaussian fit; "
-          "failed fits are dropped.")
+          "failed fits are dropped; close pairs (dumbbells) found in the image minus the fitted columns are "
+          "refitted jointly.")
 def gaussfit(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO, min_distance_px: AutoDistance = AUTO,
              false_alarm_rate: FalseAlarms = 0.001, neighbour_false_alarm_rate: FalseAlarms = 0.1,
              threshold_rel: NonNegative = 0.0, fit_radius_px: AutoPx = AUTO, pairs: Pairs = True):
