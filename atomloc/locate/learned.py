@@ -216,7 +216,7 @@ def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | No
     detections on noise shorten it, and a shorter spacing lets more noise
     through (on the real image DPC_HAADF-DF_1158 of the AtomID-Net demo set the
     gate kept 2,873 detections at the detections' spacing, 2,327 at the image's,
-    which agree with gaussfit's at F1 0.997).  Networks trained on one
+    which agree with gaussfit's at that spacing to F1 0.997).  Networks trained on one
     noise model fire on noise of another; the gate judges each detection on
     the image itself.  Where the image shows no lattice (``lattice=False``:
     pure noise, vacuum, single atoms) a column must stand out at
