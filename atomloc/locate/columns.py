@@ -20,7 +20,7 @@ import pandas as pd
 
 from atomloc.core.errors import AtomlocInputError
 from atomloc.locate import tiles
-from atomloc.locate.noise import background_window_px, spacing_background
+from atomloc.locate.noise import spacing_background, spacing_background_reach_px
 
 INTENSITY_RADIUS_FRAC = 0.35
 """Radius of the disc summed by :func:`column_intensities`, as a fraction of the column spacing."""
@@ -71,7 +71,7 @@ def column_intensities(image: np.ndarray, x_px, y_px, *, spacing_px: float,
     # A large image: the background of one tile at a time, over a window reaching past the filters
     # (the same numbers as on the whole image) for the columns in the tile's core.
     out = np.zeros(len(x))
-    margin = _background_reach_px(spacing_px) + int(np.ceil(radius)) + 2
+    margin = spacing_background_reach_px(spacing_px) + int(np.ceil(radius)) + 2
     for t in tiles.tiles(image.shape, margin):
         sel = np.nonzero(tiles.in_core(x, y, t, image.shape))[0]
         if len(sel):
@@ -79,12 +79,6 @@ def column_intensities(image: np.ndarray, x_px, y_px, *, spacing_px: float,
             out[sel] = _disc_sums(window - spacing_background(window, spacing_px), x[sel], y[sel], radius,
                                   (t.wr0, t.wc0), image.shape)
     return out
-
-
-def _background_reach_px(spacing_px: float) -> int:
-    """How far (pixels) :func:`atomloc.locate.noise.spacing_background` reaches: its three filters' radii."""
-    smooth = int(4.0 * max(0.5, spacing_px / 6.0) + 0.5)  # scipy's Gaussian radius at truncate=4
-    return smooth + background_window_px(spacing_px) // 2 + int(4.0 * float(spacing_px) + 0.5)
 
 
 def _disc_sums(above: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float, origin: tuple[int, int],

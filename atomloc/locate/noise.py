@@ -92,12 +92,24 @@ def local_background(smooth: np.ndarray, *, background_width_px: int, background
                                    background_sigma_px)
 
 
+def _spacing_background_filters(spacing_px: float) -> tuple[float, int, float]:
+    """The filters of :func:`spacing_background`: smoothing sigma, minimum-filter width, blur sigma (pixels)."""
+    return max(0.5, spacing_px / 6.0), background_window_px(spacing_px), float(spacing_px)
+
+
 def spacing_background(image: np.ndarray, spacing_px: float) -> np.ndarray:
     """The :func:`local_background` of an image for a column spacing (pixels): of the image smoothed by
     spacing / 6 (at least 0.5 px), minimum over 2 x spacing, blurred over one spacing."""
-    smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), max(0.5, spacing_px / 6.0))
-    return local_background(smooth, background_width_px=background_window_px(spacing_px),
-                            background_sigma_px=float(spacing_px))
+    smooth_sigma, width, blur_sigma = _spacing_background_filters(spacing_px)
+    smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), smooth_sigma)
+    return local_background(smooth, background_width_px=width, background_sigma_px=blur_sigma)
+
+
+def spacing_background_reach_px(spacing_px: float) -> int:
+    """How far (pixels) :func:`spacing_background` looks from a pixel: the sum of its three filters'
+    radii (scipy's Gaussians reach 4 sigma), so a window this much wider gives the same background."""
+    smooth_sigma, width, blur_sigma = _spacing_background_filters(spacing_px)
+    return int(4.0 * smooth_sigma + 0.5) + width // 2 + int(4.0 * blur_sigma + 0.5)
 
 
 def height_map(image: np.ndarray, *, smooth_sigma_px: float, background_width_px: int,
