@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from atomloc.analysis.crlb import image_crlb_px
+from atomloc.analysis.crlb import column_crlb_px, image_crlb_px
 from atomloc.analysis.metrics import score_detections
 from atomloc.analysis.strain import gpa_strain, lattice_parameter_precision, sample_map, strain_from_positions
 from atomloc.core.errors import AtomlocInputError
@@ -27,8 +27,8 @@ def frame_crlb(series: Series, labels: pd.DataFrame, truth_kinds: Sequence[str] 
     Parameters
     ----------
     series : Series
-    labels : DataFrame
-        Reference labels with ``frame, x, y`` (and ``transfer``) columns.
+    labels : DataFrame or None
+        Reference labels with ``frame, x, y`` (and ``transfer``) columns (None: truth only).
     truth_kinds : sequence of str, optional
         Column kinds of the truth to use (default: all).
     transfer : str
@@ -40,36 +40,76 @@ def frame_crlb(series: Series, labels: pd.DataFrame, truth_kinds: Sequence[str] 
         ``frame, reference, crlb_pm`` (:func:`atomloc.analysis.crlb.image_crlb_px` in
         pm; NaN unless the frames are in counts).
     """
-    labels = select_transfer(labels, transfer)
+    labels = None if labels is None else select_transfer(labels, transfer)
     in_counts = series.attrs.get("intensity_unit") == "counts"
     rows = []
     for frame in range(series.n_frames):
-        for ref_name, ref in _references(series, labels, frame, truth_kinds).items():
+        for ref_name, (ref, _) in _references(series, labels, frame, truth_kinds).items():
             crlb = image_crlb_px(series.frames[frame], ref) * series.pixel_size_pm if in_counts else float("nan")
             rows.append({"frame": frame, "reference": ref_name, "crlb_pm": crlb})
     return pd.DataFrame(rows, columns=["frame", "reference", "crlb_pm"])
 
 
 def _references(series: Series, labels: pd.DataFrame, frame: int, truth_kinds) -> dict:
-    refs = {"labels": labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy()}
+    """Reference name -> (scored positions, "don't care" positions) of one frame.
+
+    The truth's columns of kinds outside ``truth_kinds`` are "don't care": a
+    detection on one is neither a hit nor a false alarm.
+    """
+    refs = {} if labels is None else {"labels": (labels.loc[labels["frame"] == frame, ["x", "y"]].to_numpy(), None)}
     if series.truth is not None:
-        refs = {"truth": series.truth.positions(frame, truth_kinds), **refs}
+        scored = series.truth.positions(frame, truth_kinds)
+        ignore = None
+        if truth_kinds:
+            ignore = series.truth.positions(frame)[~np.isin(series.truth.kind, list(truth_kinds))]
+        refs = {"truth": (scored, ignore), **refs}
     return refs
+
+
+def frame_column_crlb(series: Series, truth_kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    """Cramér–Rao bound of every scored true column of every frame, from its own fit.
+
+    Parameters
+    ----------
+    series : Series
+        A simulated series (truth) in counts.
+    truth_kinds : sequence of str, optional
+        Column kinds scored (default: all), in the order of
+        ``series.truth.positions(frame, truth_kinds)``.
+
+    Returns
+    -------
+    DataFrame
+        ``frame, column, crlb_px`` (:func:`atomloc.analysis.crlb.column_crlb_px`;
+        ``column`` indexes the frame's scored truth columns); empty without
+        truth or counts.
+    """
+    columns = ["frame", "column", "crlb_px"]
+    if series.truth is None or series.attrs.get("intensity_unit") != "counts":
+        return pd.DataFrame(columns=columns)
+    parts = []
+    for frame in range(series.n_frames):
+        ref = series.truth.positions(frame, truth_kinds)
+        spacing = nearest_neighbour_spacing(series.truth.positions(frame)) if len(ref) > 1 else None
+        bound = column_crlb_px(series.frames[frame], ref, spacing)
+        parts.append(pd.DataFrame({"frame": frame, "column": np.arange(len(ref)), "crlb_px": bound}))
+    return pd.concat(parts, ignore_index=True)[columns]
 
 
 def evaluate_series(series: Series, labels: pd.DataFrame, positions: pd.DataFrame,
                     seconds: Sequence[float] | None = None, match_radius_frac: float = 0.3,
                     border_frac: float = 0.5, truth_kinds: Sequence[str] | None = None, transfer: str = "rigid",
-                    crlb: pd.DataFrame | None = None) -> pd.DataFrame:
+                    crlb: pd.DataFrame | None = None, column_crlb: pd.DataFrame | None = None) -> pd.DataFrame:
     """Score per-frame positions against the truth (where stored) and the reference labels.
 
     Parameters
     ----------
     series : Series
         The frames, their attributes and (simulated series) the truth.
-    labels : DataFrame
+    labels : DataFrame or None
         Reference labels with ``frame, x, y`` (and ``transfer``) columns
-        (:func:`atomloc.series.label.transfer_labels`).
+        (:func:`atomloc.series.label.transfer_labels`); None scores against the
+        truth only.
     positions : DataFrame
         Positions of every frame, with a ``frame`` column
         (:func:`atomloc.locate.registry.locate_series`).
@@ -78,11 +118,15 @@ def evaluate_series(series: Series, labels: pd.DataFrame, positions: pd.DataFram
     match_radius_frac, border_frac : float
         See :func:`atomloc.analysis.metrics.score_detections`.
     truth_kinds : sequence of str, optional
-        Column kinds scored in the truth (default: all).
+        Column kinds scored in the truth (default: all); the other kinds are
+        "don't care" (see :func:`atomloc.analysis.metrics.score_detections`).
     transfer : str
         Which transfer of the labels to score against (``rigid`` / ``nonrigid``).
     crlb : DataFrame, optional
         :func:`frame_crlb` of this series (computed here when not given).
+    column_crlb : DataFrame, optional
+        :func:`frame_column_crlb` of this series; gives ``crlb_matched_pm``
+        (NaN without it).
 
     Returns
     -------
@@ -91,7 +135,9 @@ def evaluate_series(series: Series, labels: pd.DataFrame, positions: pd.DataFram
         :class:`atomloc.analysis.metrics.DetectionScore`, ``dose_e_per_A2``, ``time_ms``,
         ``fov_nm`` (frame width), ``crlb_pm`` (:func:`atomloc.analysis.crlb.image_crlb_px`
         at the reference positions; NaN unless the frames are in counts),
-        ``rmse_over_crlb``, ``defocus_nm`` and ``in_focus`` (``|defocus|`` within
+        ``rmse_over_crlb``, ``crlb_matched_pm`` (truth rows: the RMS of the
+        per-column bounds over the columns this method matched, so that
+        ``rmse_pm / crlb_matched_pm`` compares like with like), ``defocus_nm`` and ``in_focus`` (``|defocus|`` within
         half the probe's depth of field, :meth:`atomloc.io.series.Series.in_focus`;
         both only for series that store the defocus and the probe), and the
         lattice-parameter precision
@@ -111,8 +157,12 @@ def evaluate_series(series: Series, labels: pd.DataFrame, positions: pd.DataFram
         raise AtomlocInputError(f"{series.name}: positions need a 'frame' column with values in 0..{n - 1}")
     if crlb is None:
         crlb = frame_crlb(series, labels, truth_kinds, transfer)
-    labels = select_transfer(labels, transfer)
+    labels = None if labels is None else select_transfer(labels, transfer)
     bound = {(int(f), str(r)): float(c) for f, r, c in zip(crlb["frame"], crlb["reference"], crlb["crlb_pm"])}
+    per_column = {}
+    if column_crlb is not None and len(column_crlb):
+        for frame, g in column_crlb.groupby("frame"):
+            per_column[int(frame)] = g.sort_values("column")["crlb_px"].to_numpy(dtype=np.float64)
     lattice = series.lattice_px
     in_focus, _ = series.in_focus()
     rows = []
@@ -122,8 +172,14 @@ def evaluate_series(series: Series, labels: pd.DataFrame, positions: pd.DataFram
         std_a = std_b = float("nan")
         if lattice is not None and len(pred) > 2:
             std_a, std_b, _, _ = lattice_parameter_precision(pred, lattice, px_pm)
-        for ref_name, ref in refs.items():
-            score = score_detections(pred, ref, shape, match_radius_frac, border_frac, pixel_size_pm=px_pm)
+        for ref_name, (ref, ignore) in refs.items():
+            score, matches = score_detections(pred, ref, shape, match_radius_frac, border_frac, pixel_size_pm=px_pm,
+                                              ignore=ignore, return_matches=True)
+            crlb_matched = float("nan")
+            if ref_name == "truth" and frame in per_column and len(matches):
+                bounds = per_column[frame][matches[:, 1]]
+                bounds = bounds[np.isfinite(bounds)]
+                crlb_matched = float(np.sqrt(np.mean(bounds ** 2))) * px_pm if len(bounds) else float("nan")
             row = {"dataset": series.name, "frame": frame, "reference": ref_name, **score.as_dict()}
             if series.dose_e_per_A2 is not None:
                 row["dose_e_per_A2"] = float(series.dose_e_per_A2[frame])
@@ -136,6 +192,7 @@ def evaluate_series(series: Series, labels: pd.DataFrame, positions: pd.DataFram
                 raise AtomlocInputError(f"{series.name}: no Cramér–Rao bound given for frame {frame} vs {ref_name}")
             row["crlb_pm"] = bound[(frame, ref_name)]
             row["rmse_over_crlb"] = score.rmse_pm / row["crlb_pm"] if row["crlb_pm"] > 0 else float("nan")
+            row["crlb_matched_pm"] = crlb_matched
             row["lattice_a_std_pm"], row["lattice_b_std_pm"] = std_a, std_b
             rows.append(row)
     return pd.DataFrame(rows)
@@ -274,12 +331,12 @@ def evaluate_labels(series: Series, reference_index: int, labels: pd.DataFrame, 
     by_transfer = {t: select_transfer(labels, t) for t in transfers}
     rows = []
     for frame in range(series.n_frames):
-        truth = series.truth.positions(frame, truth_kinds)
+        truth, ignore = _references(series, labels, frame, truth_kinds)["truth"]
         for transfer in ([transfers[0]] if frame == reference_index else transfers):
             chosen = by_transfer[transfer]
             pred = chosen.loc[chosen["frame"] == frame, ["x", "y"]].to_numpy()
             score = score_detections(pred, truth, series.shape_px, match_radius_frac, border_frac,
-                                     pixel_size_pm=series.pixel_size_pm)
+                                     pixel_size_pm=series.pixel_size_pm, ignore=ignore)
             name = "reference_frame" if frame == reference_index else f"{transfer}_transfer"
             rows.append({"dataset": series.name, "frame": frame, "labels": name, **score.as_dict()})
     return pd.DataFrame(rows)

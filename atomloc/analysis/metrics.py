@@ -110,7 +110,8 @@ class DetectionScore:
 
 def score_detections(pred: np.ndarray, ref: np.ndarray, shape, match_radius_frac: float = 0.3,
                      border_frac: float = 0.5, pixel_size_pm: float | None = None,
-                     spacing_px: float | None = None) -> DetectionScore:
+                     spacing_px: float | None = None, ignore: np.ndarray | None = None,
+                     return_matches: bool = False):
     """Score predicted positions against reference positions in one image.
 
     Parameters
@@ -126,20 +127,40 @@ def score_detections(pred: np.ndarray, ref: np.ndarray, shape, match_radius_frac
     pixel_size_pm : float, optional
         Converts RMSE to pm (NaN without it).
     spacing_px : float, optional
-        Reference spacing; by default the mean nearest-neighbour distance of ``ref``.
+        Reference spacing; by default the mean nearest-neighbour distance of ``ref``
+        and ``ignore`` together.
+    ignore : ndarray, shape (k, 2), optional
+        Columns that are neither to be found nor false alarms ("don't care",
+        e.g. a sublattice too faint to score): they take part in the matching,
+        and a prediction matched to one counts neither as a hit nor as a false
+        positive.
+    return_matches : bool
+        Also return the counted matches.
 
     Returns
     -------
     DetectionScore
+        (alone unless ``return_matches``)
+    matches : ndarray of int, shape (tp, 2)
+        Only with ``return_matches``: the counted pairs (index into ``pred``,
+        index into ``ref``).
     """
     pred = np.asarray(pred, dtype=np.float64).reshape(-1, 2)
     ref = np.asarray(ref, dtype=np.float64).reshape(-1, 2)
+    n_scored = len(ref)
+    if ignore is not None and len(ignore):
+        ref = np.concatenate([ref, np.asarray(ignore, dtype=np.float64).reshape(-1, 2)])
     spacing = nearest_neighbour_spacing(ref) if spacing_px is None else float(spacing_px)
     radius = match_radius_frac * spacing
     border = border_frac * spacing
     pairs = match_points(pred, ref, radius)
+    cared = pairs[:, 1] < n_scored
+    ignored_pred = pairs[~cared, 0]
+    pairs = pairs[cared]
+    ref = ref[:n_scored]
     ref_in = _inside(ref, shape, border)
     pred_in = _inside(pred, shape, border)
+    pred_in[ignored_pred] = False
     matched_pred = np.zeros(len(pred), bool)
     matched_ref = np.zeros(len(ref), bool)
     matched_pred[pairs[:, 0]] = True
@@ -161,8 +182,9 @@ def score_detections(pred: np.ndarray, ref: np.ndarray, shape, match_radius_frac
         rmse_px = float("nan")
     chamfer = chamfer_distance(pred[pred_in], ref, ref[ref_in], pred)
     rmse_pm = rmse_px * pixel_size_pm if pixel_size_pm else float("nan")
-    return DetectionScore(n_pred, n_ref, tp, fp, fn, precision, recall, f1, jaccard, chamfer, rmse_px, rmse_pm,
-                          radius, border)
+    score = DetectionScore(n_pred, n_ref, tp, fp, fn, precision, recall, f1, jaccard, chamfer, rmse_px, rmse_pm,
+                           radius, border)
+    return (score, counted) if return_matches else score
 
 
 def chamfer_distance(pred: np.ndarray, ref_all: np.ndarray, ref: np.ndarray | None = None,

@@ -163,6 +163,19 @@ def peak_heights(image: np.ndarray, *, smooth_sigma_px: float, min_distance_px: 
     return peaks, heights
 
 
+CALIBRATION_STEP = 0.02
+"""Relative step to which the noise calibration's filter widths are rounded (see :func:`noise_height_threshold`)."""
+
+
+def _step(value: float) -> float:
+    """``value`` rounded to the nearest power of ``1 + CALIBRATION_STEP`` (0 stays 0)."""
+    value = float(value)
+    if value <= 0:
+        return value
+    base = np.log1p(CALIBRATION_STEP)
+    return float(np.round(np.exp(np.round(np.log(value) / base) * base), 12))
+
+
 @functools.lru_cache(maxsize=64)
 def _unit_noise_heights(smooth_sigma_px: float, min_distance_px: float, background_width_px: int,
                         background_sigma_px: float, size_px: int, seed: int) -> np.ndarray:
@@ -183,7 +196,11 @@ def noise_height_threshold(sigma: float, spacing_px: float, *, false_alarm_rate:
     maxima per ``spacing_px**2`` of area (so on pure noise the detections are
     about that fraction of the columns a square lattice of this spacing has),
     times ``sigma``.  The filters are linear in the noise, so one calibration per
-    filter setting serves every noise level (it is cached).
+    filter setting serves every noise level (it is cached).  The calibration's
+    filter widths are rounded to steps of :data:`CALIBRATION_STEP` (2 %) and its
+    image size to 64 px, so that frames whose spacing estimates differ slightly
+    (every frame of a series) share one calibration; the threshold moves by
+    well under 1 % for it.
 
     Parameters
     ----------
@@ -203,9 +220,9 @@ def noise_height_threshold(sigma: float, spacing_px: float, *, false_alarm_rate:
     float
         The height threshold, image units.
     """
-    size = int(np.clip(96 * spacing_px, 512, 2048))
-    heights = _unit_noise_heights(float(smooth_sigma_px), float(min_distance_px), int(background_width_px),
-                                  float(background_sigma_px), size, int(seed))
+    size = int(64 * round(float(np.clip(96 * spacing_px, 512, 2048)) / 64))
+    heights = _unit_noise_heights(_step(smooth_sigma_px), _step(min_distance_px), int(background_width_px),
+                                  _step(background_sigma_px), size, int(seed))
     n_allowed = false_alarm_rate * size ** 2 / spacing_px ** 2
     if len(heights) == 0:
         return 0.0

@@ -152,6 +152,10 @@ def _frame_conditions(spec: SeriesSpec, rng: np.random.Generator) -> dict:
     astig_angle = rng.uniform(0.0, 180.0, size=spec.n_frames)
     log_lo, log_hi = np.log(spec.dose_e_per_A2)
     dose = np.exp(rng.uniform(log_lo, log_hi, size=spec.n_frames))
+    if spec.frame_dose_e_per_A2:
+        dose = np.asarray(spec.frame_dose_e_per_A2, dtype=np.float64)
+    if spec.frame_defocus_nm:
+        defocus = np.asarray(spec.frame_defocus_nm, dtype=np.float64)
     return {"dose_e_per_A2": dose, "drift_px": drift_px, "scan_shift_px": scan, "scan_jitter_px": jitter,
             "defocus_nm": defocus, "astigmatism_nm": astig, "astigmatism_angle_deg": astig_angle}
 

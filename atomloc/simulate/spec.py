@@ -58,6 +58,12 @@ class SeriesSpec(FromMapping):
         Column weight is the sum over its atoms of Z**z_exponent.
     dose_e_per_A2 : tuple of float
         (min, max) of the log-uniform per-frame dose, electrons per Å².
+    frame_dose_e_per_A2, frame_defocus_nm : tuple of float
+        Controlled conditions: one dose (e/Å²) / defocus (nm) per frame,
+        replacing the random draws above (empty = drawn).  The draws are made
+        all the same, so every other random condition of the series is
+        unchanged by setting them (the controlled sweeps of
+        :mod:`atomloc.simulate.sweep`).
     collection_fraction : float
         Fraction of the incident electrons collected at the centre of the
         heaviest column type of the pristine specimen, in focus.
@@ -130,6 +136,8 @@ class SeriesSpec(FromMapping):
     column_sigma_A: float = 0.1
     z_exponent: float = 1.5
     dose_e_per_A2: tuple = field(default=(1.0e3, 1.0e5))
+    frame_dose_e_per_A2: tuple = ()
+    frame_defocus_nm: tuple = ()
     collection_fraction: float = 0.05
     background_fraction: float = 0.005
     read_noise_counts: float = 0.5
@@ -192,6 +200,11 @@ class SeriesSpec(FromMapping):
         lo, hi = self.dose_e_per_A2
         if not 0 < lo <= hi:
             bad("dose_e_per_A2", "must be [min, max] with 0 < min <= max")
+        for key in ("frame_dose_e_per_A2", "frame_defocus_nm"):
+            if len(getattr(self, key)) not in (0, self.n_frames):
+                bad(key, f"must be empty or one value per frame (n_frames = {self.n_frames})")
+        if not all(d > 0 for d in self.frame_dose_e_per_A2):
+            bad("frame_dose_e_per_A2", "must be > 0")
         for key in ("defocus_nm", "contamination_radius_A", "void_radius_A"):
             lo, hi = getattr(self, key)
             if not lo <= hi:
