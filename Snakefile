@@ -18,6 +18,7 @@ include: "workflow/rules/infer.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/release.smk"
 
 

@@ -228,3 +228,161 @@ def plot_series_overview(series: Series, paths, crop_px: int = 64, title: str = 
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, paths)
+
+
+def method_colors(methods) -> dict:
+    """A fixed colour per method name: the sorted names on tab10, then tab20's light shades, then a hue wheel.
+
+    Pass the same (full) list of methods to get the same colours in every figure.
+    """
+    import matplotlib
+
+    names = sorted({m for m in methods if isinstance(m, str) and m})
+    if len(names) <= 20:
+        tab20 = matplotlib.colormaps["tab20"]
+        palette = [tab20(2 * k) for k in range(10)] + [tab20(2 * k + 1) for k in range(10)]
+    else:
+        hsv = matplotlib.colormaps["hsv"]
+        palette = [hsv(k / len(names)) for k in range(len(names))]
+    return dict(zip(names, palette))
+
+
+def _panel_grid(plt, n: int, width: float, height: float, **kwargs):
+    """Up to three panels per row (fewer for wide panels); the unused axes are switched off."""
+    ncol = max(1, min(n, 3, int(20 // width)))
+    nrow = max(1, int(np.ceil(n / ncol)))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(width * ncol + 1.8, height * nrow + 0.5), squeeze=False,
+                             layout="constrained", **kwargs)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    return fig, axes.ravel()[:n]
+
+
+def _panel_tables(table: pd.DataFrame, panel: str | None) -> list[tuple[str, pd.DataFrame]]:
+    if panel is None or panel not in table.columns:
+        return [("", table)]
+    return [(str(k), g) for k, g in table.groupby(panel, sort=True)]
+
+
+def plot_sweep_curves(curve: pd.DataFrame, paths, *, x: str, metric: str = "f1", xlabel: str, ylabel: str,
+                      logx: bool = False, panel: str | None = "material", title: str = "",
+                      colors: dict | None = None) -> None:
+    """A metric against a swept parameter with its bootstrap band: one panel per ``panel`` value, a line per method.
+
+    ``curve`` is a :func:`atomloc.analysis.sweeps.curve_table` with one row per
+    (``panel``, ``method``, ``x``) and the columns ``<metric>_mean, _lo, _hi``;
+    the band is the interval.  Panels share the y axis; with ``metric == "f1"`` a
+    dashed line marks F1 = 0.95.  ``colors`` (``{method: colour}``, e.g. from
+    :func:`method_colors` of all methods) overrides the default colour per method name.
+    """
+    keys = [k for k in (panel, "method", x) if k is not None and k in curve.columns]
+    if curve.duplicated(keys).any():
+        raise ValueError(f"more than one row per {keys}: split the curves further (e.g. one figure per defocus)")
+    plt = _pyplot()
+    colors = {**method_colors(curve["method"]), **(colors or {})}
+    tables = _panel_tables(curve, panel)
+    fig, axes = _panel_grid(plt, len(tables), 4.0, 3.2, sharey=True)
+    handles = {}
+    for ax, (name, t) in zip(axes, tables):
+        for method, g in t.sort_values(x).groupby("method", sort=True):
+            c = colors.get(method, "k")
+            (line,) = ax.plot(g[x], g[f"{metric}_mean"], "o-", ms=3, lw=1, color=c, label=str(method))
+            ax.fill_between(g[x], g[f"{metric}_lo"], g[f"{metric}_hi"], color=c, alpha=0.2, lw=0)
+            handles.setdefault(str(method), line)
+        if metric == "f1":
+            handles.setdefault("F1 = 0.95", ax.axhline(0.95, color="k", ls="--", lw=0.8))
+        if logx:
+            from matplotlib.ticker import NullFormatter
+
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(xlabel)
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3, which="both" if logx else "major")
+    axes[0].set_ylabel(ylabel)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside right upper", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, paths)
+
+
+def _short(name: str, n: int = 9) -> str:
+    return name if len(name) <= n else name[:n - 1] + "…"
+
+
+def plot_decision_map(table: pd.DataFrame, paths, *, x: str, y: str, panel: str | None = "material",
+                      xlabel: str, ylabel: str, logx: bool = True, title: str = "",
+                      colors: dict | None = None) -> None:
+    """Which method wins where: a :func:`atomloc.analysis.sweeps.decision_map` as a coloured grid per panel.
+
+    Each panel is a categorical grid, the sorted ``x`` values as columns and the
+    sorted ``y`` values as rows (ticks ``%g``), so log-spaced doses come out evenly
+    spaced; ``logx`` is accepted for symmetry with :func:`plot_sweep_curves` and
+    changes nothing.  A cell is coloured by its best method (a fixed colour per
+    method name for all panels; pass ``colors=method_colors(all methods)`` for the
+    same colours across figures) and reads the method's short
+    name and the margin over the runner-up (``+0.012``), or ``tie`` with both
+    names, hatched, when the methods are not resolved (``tie``, the number of
+    methods and their F1 on a neutral colour where more than two share the best
+    mean: ``n_at_best``).  Where the table has a
+    ``usable`` column and it is False (no method reaches the F1 target), the cell
+    is light grey and reads ``none`` with the best method's F1.  Cells absent
+    from the table stay blank.  One row per (``panel``, ``x``, ``y``) is required.
+    """
+    del logx  # categorical axes
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch, Rectangle
+
+    keys = [k for k in (panel, x, y) if k is not None and k in table.columns]
+    if table.duplicated(keys).any():
+        raise ValueError(f"more than one row per {keys}: one decision map per remaining swept column")
+    plt = _pyplot()
+    colors = {**method_colors(pd.concat([table["best"], table["runner_up"]])), **(colors or {})}
+    tables = _panel_tables(table, panel)
+    nx = max((t[x].nunique() for _, t in tables), default=1)
+    ny = max((t[y].nunique() for _, t in tables), default=1)
+    fig, axes = _panel_grid(plt, len(tables), max(3.0, 0.8 * nx + 1.0), max(2.4, 0.6 * ny + 1.0))
+    fontsize = 6 if nx <= 8 else 5
+    for ax, (name, t) in zip(axes, tables):
+        xs, ys = np.sort(t[x].unique()), np.sort(t[y].unique())
+        for r in t.to_dict("records"):
+            i, j = int(np.searchsorted(xs, r[x])), int(np.searchsorted(ys, r[y]))
+            best, runner, tie = str(r["best"]), str(r["runner_up"] or ""), bool(r["tie"])
+            if not bool(r.get("usable", True)):
+                ax.add_patch(Rectangle((i - 0.5, j - 0.5), 1, 1, facecolor="0.92", edgecolor="white", lw=1.0))
+                ax.text(i, j, f"none\n({_short(best)}\n{r['best_mean']:.2f})", ha="center", va="center",
+                        fontsize=fontsize, color="0.35")
+                continue
+            face = colors.get(best, (0.8, 0.8, 0.8))
+            if tie:  # a tie names no winner: the best method's colour washed out, neutral for several equals
+                n_best = int(r.get("n_at_best", 1) or 1)
+                face = (0.85, 0.88, 0.92) if n_best > 2 else tuple(0.45 * np.asarray(to_rgb(face)) + 0.55)
+            ax.add_patch(Rectangle((i - 0.5, j - 0.5), 1, 1, facecolor=face, edgecolor="0.2" if tie else "white",
+                                   hatch="///" if tie else None, lw=0.6 if tie else 1.0))
+            if tie:
+                text = (f"tie\n{n_best} methods\nat {r['best_mean']:.2f}" if n_best > 2
+                        else f"tie\n{_short(best)}\n{_short(runner)}")
+            elif runner and np.isfinite(r["margin"]):
+                text = f"{_short(best)}\n{r['margin']:+.3f}"
+            else:
+                text = _short(best)
+            lum = np.dot(to_rgb(face), (0.299, 0.587, 0.114))
+            ax.text(i, j, text, ha="center", va="center", fontsize=fontsize, color="white" if lum < 0.5 else "black",
+                    bbox=dict(boxstyle="round,pad=0.15", fc=face, ec="none", alpha=0.85) if tie else None)
+        ax.set_xlim(-0.5, len(xs) - 0.5)
+        ax.set_ylim(-0.5, len(ys) - 0.5)
+        ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs], fontsize=7, rotation=45 if len(xs) > 6 else 0)
+        ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys], fontsize=7)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(name, fontsize=9)
+    handles = [Patch(facecolor=c, label=m) for m, c in colors.items()
+               if m in set(table["best"]) | set(table["runner_up"])]
+    handles.append(Patch(facecolor="white", edgecolor="0.2", hatch="///", label="tie (not resolved)"))
+    if "usable" in table and not table["usable"].astype(bool).all():
+        handles.append(Patch(facecolor="0.92", edgecolor="0.6", label="none reaches the F1 target"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, paths)

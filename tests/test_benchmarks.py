@@ -127,3 +127,56 @@ def test_classical_sweep_scores_a_dose_and_judges_the_gap(tmp_path):
     assert ((high.f1_heavy > 0.6) & (high.f1_heavy < 0.72)).all()
     assert (scores[scores.dose_e_per_A2 == 100].f1 <= 0.1).all()  # 0.1 e/px: columns invisible
     assert "| ('MoS2', 100.0)   | none" in res.stdout
+
+
+def test_seed_spread_trains_each_seed_and_prints_the_spread(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    import torch
+    import yaml
+
+    from atomloc.io.series import write_series
+    from atomloc.io.training import write_library, write_training_pairs
+    from atomloc.series.label import training_positions
+    from atomloc.simulate.library import LibrarySpec, synthesize_library
+    from atomloc.simulate.series import simulate_series
+    from atomloc.simulate.spec import SeriesSpec
+
+    script = str(REPO / "benchmarks" / "seed_spread.py")
+    res = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "--seeds" in res.stdout, res.stderr
+    # A results folder as the workflow leaves it for tests/config/tiny.yaml: its 12-image library, the
+    # tiny_train training pairs (truth labels) and the tiny_mos2 test series.
+    config_path = REPO / "tests" / "config" / "tiny.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    results = tmp_path / "results"
+    spec = LibrarySpec.from_mapping(config["library"])
+    write_library(results / "library" / "library.h5", synthesize_library(spec),
+                  attrs={"spec": json.dumps(asdict(spec), sort_keys=True)})
+    for entry in config["datasets"]:
+        if entry["split"] not in ("test", "train"):
+            continue
+        simulation = {k: v for k, v in entry.items() if k not in ("name", "split")}
+        series = simulate_series(SeriesSpec.from_mapping(simulation), name=entry["name"])
+        if entry["split"] == "test":
+            write_series(results / "series" / f"{entry['name']}.h5", series)
+        else:
+            write_training_pairs(results / "training" / f"{entry['name']}.h5", series.frames,
+                                 training_positions(series, None, "truth"), "truth",
+                                 attrs={"pixel_size_pm": series.pixel_size_pm})
+    out = tmp_path / "spread"
+    res = subprocess.run([sys.executable, script, "--config", str(config_path), "--results", str(results),
+                          "--seeds", "0", "1", "--epochs", "1", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    _, rows = _table(res.stdout)
+    assert [int(r["seed"]) for r in rows] == [0, 1]
+    assert all(0.0 <= float(r["f1"]) <= 1.0 for r in rows)
+    spread = float(res.stdout.split("learned_spread_f1:")[1].split()[0])
+    assert spread >= 0 and abs(spread - abs(float(rows[0]["f1"]) - float(rows[1]["f1"]))) <= 1e-3
+    assert "torch threads 1" in res.stdout
+    weights = [torch.load(out / f"atomid_seed{k}.pt", weights_only=True) for k in (0, 1)]
+    assert weights[0].keys() == weights[1].keys()
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not (results / "models").exists()

@@ -19,6 +19,7 @@ from atomloc.io.training import read_training_pairs
 from atomloc.series.align import align_series
 from atomloc.simulate import SeriesSpec
 from atomloc.simulate.library import LibrarySpec
+from atomloc.simulate.sweep import SweepSpec
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "tests/config/tiny.yaml"
@@ -76,7 +77,8 @@ def test_default_config_dry_run():
     counts = job_counts(res.stdout + res.stderr) if "Job stats:" in res.stdout + res.stderr else {}
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     if counts:  # absent when results are already up to date in the checkout
-        assert counts.get("simulate_series", 0) <= len(config["datasets"])
+        n_sweeps = sum(len(sweep["pixel_size_pm"]) for sweep in config.get("sweeps", []))  # one series per pixel size
+        assert counts.get("simulate_series", 0) <= len(config["datasets"]) + n_sweeps
 
 
 def test_paper_config_is_valid():
@@ -159,12 +161,44 @@ def test_tiny_tables(tiny_run):
         assert "Traceback" not in log.read_text(), log
 
 
+def test_tiny_sweep_tables_and_figures(tiny_run):
+    tables = tiny_run / "results" / "tables"
+    config = yaml.safe_load((tiny_run / TINY).read_text())
+    methods = sorted(config["methods"])
+    curves = pd.read_csv(tables / "sweep_curves.csv")
+    assert set(curves.axis) == {"dose", "defocus", "spacing"} and sorted(set(curves.method)) == methods
+    dose = curves[curves.axis == "dose"]
+    assert set(dose.x) == {3000.0, 100000.0} and (dose.n_images == 2).all()  # two seeds per point
+    assert set(curves[curves.axis == "defocus"].x) == {0.0, 6.0}
+    spacing = sorted(set(curves[curves.axis == "spacing"].x))
+    assert len(spacing) == 2 and spacing[1] / spacing[0] == pytest.approx(30 / 20, rel=0.02)
+    assert ((curves.f1_lo <= curves.f1_mean + 1e-12) & (curves.f1_mean <= curves.f1_hi + 1e-12)).all()
+    high = dose[dose.x == 100000.0].set_index("method")
+    assert high.loc["gaussfit", "f1_mean"] >= 0.95
+    detect = pd.read_csv(tables / "sweep_dose_to_detect.csv")
+    assert sorted(detect.method) == methods and detect.loc[detect.method == "gaussfit", "reached"].all()
+    decision = pd.read_csv(tables / "decision_map.csv")
+    assert len(decision[decision.axis == "defocus"]) == 3 and len(decision[decision.axis == "spacing"]) == 3
+    assert set(decision.best) <= set(methods) and decision.tie.dtype == bool
+    eff = pd.read_csv(tables / "sweep_efficiency.csv")
+    gauss = eff[(eff.method == "gaussfit") & (eff.scope == "per dose") & (eff.dose_e_per_A2 == 100000.0)]
+    assert 0.7 < gauss.ratio_mean.iloc[0] < 2.0  # RMSE over the bound of the same columns
+    md = (tables / "decision_map.md").read_text()
+    assert md.startswith("# Decision map") and "tie" in md and "paired bootstrap" in md
+    for name in ("f1_vs_dose", "f1_vs_defocus", "f1_vs_spacing", "rmse_over_crlb_vs_dose", "decision_map_defocus",
+                 "decision_map_spacing"):
+        png = tiny_run / "results" / "figures" / "sweeps" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    positions = tiny_run / "results" / "sweeps" / "positions" / "gaussfit"
+    assert sorted(p.name for p in positions.glob("*.csv")) == ["sweep_tiny_20pm.csv", "sweep_tiny_30pm.csv"]
+
+
 def test_report_gathers_every_figure_and_table(tiny_run):
     res = snakemake(tiny_run, "--configfile", TINY, "--report", "results/report.html")
     assert res.returncode == 0, res.stderr[-3000:]
     html = (tiny_run / "results" / "report.html").read_text(errors="replace")
     for name in ("f1_vs_dose", "rmse_vs_crlb", "training_curves", "label_errors", "tiny_strain", "gaussfit",
-                 "table2_methods", "strain.csv"):
+                 "table2_methods", "strain.csv", "decision_map_defocus", "decision_map.csv", "f1_vs_spacing"):
         assert name in html, name
 
 
@@ -184,8 +218,9 @@ def test_changing_one_method_parameter_reruns_only_that_method(tiny_run):
     counts = job_counts(res.stdout + res.stderr)
     # one infer job per scored dataset (test, scale, failure, strain), then what reads its positions; every
     # overlay figure reads the per-image table (which picks the hardest and easiest image), so all are redrawn
+    # and the method's sweep job with the sweep report
     assert counts == {"infer": 4, "evaluate": 1, "strain": 1, "tables": 1, "figure_detections": len(config["methods"]),
-                      "figures": 1, "figure_strain": 1, "all": 1}, counts
+                      "figures": 1, "figure_strain": 1, "sweep_locate": 1, "sweep_report": 1, "all": 1}, counts
     text = res.stdout + res.stderr
     assert "results/positions/log/tiny_mos2" in text
     assert "output: results/positions/gaussfit" not in text  # other methods' positions are only read
@@ -202,7 +237,7 @@ def _digest(path: Path, drop_time: bool) -> str:
 
 def test_same_config_same_bytes(tiny_run):
     results = tiny_run / "results"
-    patterns = ["series/*.h5", "aligned/*.h5", "training/*.h5", "labels/*.csv", "positions/*/*.csv", "metrics/*.csv",
+    patterns = ["sweeps/*.csv", "sweeps/positions/*/*.csv", "series/*.h5", "aligned/*.h5", "training/*.h5", "labels/*.csv", "positions/*/*.csv", "metrics/*.csv",
                 "tables/*.csv", "strain/*.csv", "figures/*.png", "figures/*/*.png", "library/*.h5", "models/*.pt", "models/*.json"]
     files = sorted(p for pat in patterns for p in results.glob(pat))
     before = {p: _digest(p, True) for p in files}
@@ -273,7 +308,7 @@ def test_every_rule_names_a_parsable_conda_env():
 def test_schema_defaults_equal_code_defaults():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     props = dict(schema["properties"]["datasets"]["items"]["properties"])
-    for key in ("name", "split", "source", "path", "pixel_size_override_pm"):
+    for key in ("name", "split", "source", "path", "pixel_size_override_pm", "truth_kinds"):
         props.pop(key)
     defaults = SeriesSpec()
     for key, spec in props.items():
@@ -286,6 +321,12 @@ def test_schema_defaults_equal_code_defaults():
         value = getattr(lib_defaults, key)
         assert (list(value) if isinstance(value, tuple) else value) == spec["default"], key
     assert set(lib_props) == {f.name for f in dataclasses.fields(LibrarySpec)}
+    sweep_props = schema["properties"]["sweeps"]["items"]["properties"]
+    sweep_defaults = SweepSpec()
+    for key, spec in sweep_props.items():
+        value = getattr(sweep_defaults, key)
+        assert (list(value) if isinstance(value, tuple) else value) == spec["default"], key
+    assert set(sweep_props) == {f.name for f in dataclasses.fields(SweepSpec)}
     align_props = schema["properties"]["align"]["properties"]
     align_defaults = inspect.signature(align_series).parameters
     for key, spec in align_props.items():
@@ -322,6 +363,7 @@ def test_real_files_dataset_runs_through_the_workflow(tmp_path):
     config["datasets"] = [{"name": "real_mos2", "split": "test", "source": "files"},
                           {"name": "real_au", "split": "test", "source": "files"}]
     config["methods"] = {"gaussfit": {}, "log": {}}
+    config["sweeps"] = []
     for entry in config["models"].values():  # (models merge with config.yaml's; none is trained here)
         entry["sources"] = ["library"]
     # As the main config (a --configfile would merge its methods with config.yaml's eleven).
@@ -372,6 +414,10 @@ BAD_CONFIGS = [
      "datasets[tiny_mos2]: pixel_size_override_pm only for source: files", "pixel_size_pm sets its pixel size"),
     ("method_parameter", lambda c: c.update(methods={"log": {"overlap": -1}}),
      "method 'log': overlap=-1: expected a number in [0, 1]", None),
+    ("sweep_without_focus", lambda c: c["sweeps"][0].update(defocus_nm=[3.0]),
+     "sweeps[tiny].defocus_nm: must contain 0 (the in-focus dose sweep)", None),
+    ("sweep_unknown_method", lambda c: c.update(sweep_report={"methods": ["gausfit"]}),
+     "sweep_report.methods: gausfit not under methods:", None),
 ]
 
 

@@ -12,6 +12,7 @@ from atomloc.locate.nets import ARCHITECTURES
 from atomloc.locate.registry import get_method
 from atomloc.simulate.library import LibrarySpec
 from atomloc.simulate.spec import SeriesSpec
+from atomloc.simulate.sweep import SWEEP_SPLIT, expand_sweeps
 
 LEARNED = ARCHITECTURES  # the learned methods: each is trained by train_model and run by infer_learned
 HEADS = BLOB_HEADS  # atomid's alternative detection heads (table 3); nms is atomid itself
@@ -28,6 +29,11 @@ def _sorted_keys(node):
 
 
 config.update(_sorted_keys(config))
+# The controlled sweeps become datasets (one per material and pixel size) before anything reads the datasets.
+SWEEPS, _sweep_datasets = expand_sweeps(config["sweeps"])
+if any(d.get("split") == SWEEP_SPLIT for d in config["datasets"]):
+    raise AtomlocInputError("datasets: split: sweep is written by the sweeps key, not declared by hand")
+config["datasets"] = config["datasets"] + [_sorted_keys(d) for d in _sweep_datasets]
 
 
 wildcard_constraints:
@@ -126,18 +132,20 @@ def simulation_spec(name):
 
 _check_config()
 
-DATASETS = sorted(d["name"] for d in config["datasets"])
+# The sweep datasets are simulated, run and scored by sweeps.smk (truth only: no alignment, no labels).
+DATASETS = sorted(d["name"] for d in config["datasets"] if d.get("split") != SWEEP_SPLIT)
 # The benchmark scores methods on the test split; the learned methods train on the train split.
 TEST_DATASETS = _split_names("test")
 TRAIN_DATASETS = _split_names("train")
 # Every dataset but the train split is run through every method and scored.
-SCORED_DATASETS = sorted(d["name"] for d in config["datasets"] if d.get("split", "test") != "train")
+SCORED_DATASETS = sorted(d["name"] for d in config["datasets"] if d.get("split", "test") not in ("train", SWEEP_SPLIT))
 STRAIN_DATASETS = _split_names("strain")
+SWEEP_DATASETS = _split_names(SWEEP_SPLIT)
 
 
 def dataset_splits():
-    """Dataset name -> split, for the tables."""
-    return {d["name"]: d.get("split", "test") for d in config["datasets"]}
+    """Dataset name -> split, for the tables (the sweeps have their own)."""
+    return {d["name"]: d.get("split", "test") for d in config["datasets"] if d["name"] in DATASETS}
 SIMULATED = _source_names("simulate")
 IMPORTED = _source_names("files")
 
@@ -170,13 +178,27 @@ def n_frames(dataset):
     return int(entry.get("n_frames", SeriesSpec().n_frames))
 
 
+def truth_kinds(dataset):
+    """The column kinds scored in one dataset's truth (its own truth_kinds, else evaluate.truth_kinds)."""
+    return list(dataset_entry(dataset).get("truth_kinds") or SCORING["truth_kinds"])
+
+
+def scoring(dataset):
+    """evaluate: settings for one dataset."""
+    return {**SCORING, "truth_kinds": truth_kinds(dataset)}
+
+
 def method_params(wildcards):
     """The config parameters of one method: changing them reruns that method's jobs only."""
     return dict(config["methods"][wildcards.method])
 
 
 TABLES = ("methods", "methods_vs_labels", "per_image", "labels", "table1_atomid_per_image", "table2_methods",
-          "table3_heads_timing", "scale", "dose", "conditions", "failure", "lattice_precision", "strain")
+          "table3_heads_timing", "scale", "dose", "conditions", "failure", "lattice_precision", "strain",
+          "provenance")
+SWEEP_TABLES = ("sweep_curves", "sweep_dose_to_detect", "sweep_efficiency", "decision_map", "sweep_monotone")
+SWEEP_FIGURES = ("f1_vs_dose", "f1_vs_defocus", "f1_vs_spacing", "rmse_over_crlb_vs_dose", "decision_map_defocus",
+                 "decision_map_spacing")
 FIGURES = ("f1_vs_dose", "f1_vs_fov", "rmse_vs_crlb", "training_curves", "label_errors")
 
 
@@ -193,9 +215,35 @@ def final_outputs():
     figures += [f"results/figures/{name}.{ext}" for name in FIGURES for ext in ("png", "pdf")]
     figures += [f"results/figures/strain/{d}.{ext}" for d in STRAIN_DATASETS for ext in ("png", "pdf")]
     figures += [f"results/figures/series/{d}.{ext}" for d in DATASETS for ext in ("png", "pdf")]
+    if SWEEPS:
+        tables += [f"results/tables/{stem}.{ext}" for stem in SWEEP_TABLES for ext in ("csv", "md")]
+        figures += [f"results/figures/sweeps/{name}.{ext}" for name in SWEEP_FIGURES for ext in ("png", "pdf")]
     training = [f"results/training/{dataset}.h5" for dataset in TRAIN_DATASETS]
     models = [f"results/models/{m}.{ext}" for m in METHODS if m in LEARNED for ext in ("pt", "json")]
     return tables + figures + training + models
+
+
+def _sweep_methods():
+    """The methods run on the sweeps: sweep_report.methods (all configured ones when empty), installed."""
+    chosen = config["sweep_report"]["methods"] or sorted(config["methods"])
+    unknown = sorted(set(chosen) - set(config["methods"]))
+    if unknown:
+        raise AtomlocInputError(f"sweep_report.methods: {', '.join(unknown)} not under methods: "
+                                f"({', '.join(sorted(config['methods']))})")
+    return sorted(set(chosen) & set(METHODS))
+
+
+SWEEP_METHODS = _sweep_methods()
+
+
+def sweep_frames():
+    """One record per sweep frame: its dataset, grid point and seed (atomloc.simulate.sweep)."""
+    return [row for spec in SWEEPS for row in spec.frame_table()]
+
+
+def sweep_scoring():
+    """evaluate: settings of every sweep dataset, in SWEEP_DATASETS order."""
+    return [scoring(d) for d in SWEEP_DATASETS]
 
 
 def training_inputs(wildcards):

@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 SCHEMA = "../schemas/config.schema.yaml"  # relative to this file, as validate() resolves it
 # Dataset keys of every source, and those only a source: files dataset reads (the others simulate).
-DATASET_KEYS = ("name", "split", "source")
+DATASET_KEYS = ("name", "split", "source", "truth_kinds")
 FILES_KEYS = ("path", "pixel_size_override_pm")
 
 

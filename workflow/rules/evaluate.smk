@@ -6,10 +6,11 @@ rule evaluate:
         positions=expand("results/positions/{{method}}/{dataset}.csv", dataset=SCORED_DATASETS),
         timing=expand("results/positions/{{method}}/{dataset}.json", dataset=SCORED_DATASETS),
         crlb=expand("results/crlb/{dataset}.csv", dataset=SCORED_DATASETS),
+        column_crlb=expand("results/crlb/{dataset}_columns.csv", dataset=SCORED_DATASETS),
     output:
         metrics="results/metrics/{method}.csv",
     params:
-        scoring=SCORING,
+        scoring=[scoring(d) for d in SCORED_DATASETS],
         transfer=config["align"]["alignment"],
         name=lambda wildcards: wildcards.method,
     log:
@@ -34,8 +35,9 @@ rule evaluate_labels:
     output:
         metrics="results/label_metrics/{dataset}.csv",
         crlb="results/crlb/{dataset}.csv",
+        column_crlb="results/crlb/{dataset}_columns.csv",
     params:
-        scoring=SCORING,
+        scoring=lambda wildcards: scoring(wildcards.dataset),
         transfer=config["align"]["alignment"],
     log:
         "results/logs/evaluate_labels/{dataset}.log",
@@ -58,10 +60,11 @@ rule evaluate_head:
         positions=expand("results/heads/{{head}}/{dataset}.csv", dataset=TEST_DATASETS),
         timing=expand("results/heads/{{head}}/{dataset}.json", dataset=TEST_DATASETS),
         crlb=expand("results/crlb/{dataset}.csv", dataset=TEST_DATASETS),
+        column_crlb=expand("results/crlb/{dataset}_columns.csv", dataset=TEST_DATASETS),
     output:
         metrics="results/heads_metrics/{head}.csv",
     params:
-        scoring=SCORING,
+        scoring=[scoring(d) for d in TEST_DATASETS],
         transfer=config["align"]["alignment"],
         name=lambda wildcards: f"atomid_{wildcards.head}",
     log:

@@ -20,6 +20,7 @@ rule tables:
         skipped=SKIPPED_METHODS,
         transfer=config["align"]["alignment"],
         splits=dataset_splits(),
+        learned_spread_f1=config["sweep_report"]["learned_spread_f1"],
     log:
         "results/logs/tables/tables.log",
     threads: 1

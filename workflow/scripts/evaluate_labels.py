@@ -1,6 +1,6 @@
 from _common import start_log
 
-from atomloc.analysis.evaluate import evaluate_labels, frame_crlb
+from atomloc.analysis.evaluate import evaluate_labels, frame_column_crlb, frame_crlb
 from atomloc.io.files import atomic_path
 from atomloc.io.positions import read_positions
 from atomloc.io.series import read_series
@@ -17,3 +17,7 @@ crlb = frame_crlb(series, labels, snakemake.params.scoring.get("truth_kinds"), s
 with atomic_path(snakemake.output.crlb) as tmp:
     crlb.to_csv(tmp, index=False, float_format="%.6g")
 log.info("Cramér–Rao bound per frame (pm): %s", crlb["crlb_pm"].round(2).tolist())
+columns = frame_column_crlb(series, snakemake.params.scoring.get("truth_kinds"))
+with atomic_path(snakemake.output.column_crlb) as tmp:
+    columns.to_csv(tmp, index=False, float_format="%.6g")
+log.info("per-column bounds: %d columns over %d frames", len(columns), series.n_frames)

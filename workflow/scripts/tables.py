@@ -2,6 +2,7 @@ from _common import start_log
 
 import pandas as pd
 
+from atomloc.analysis.provenance import provenance
 from atomloc.analysis.tables import (
     compact_markdown,
     conditions_table,
@@ -150,3 +151,10 @@ if not labels.empty:
           markdown=markdown_summary(summary, by=["dataset", "labels"]))
 else:
     write("labels", labels, "Reference labels scored against the simulated truth", ["No dataset carries truth."])
+
+write("provenance", provenance(devices={"learned_spread_f1": snakemake.params.learned_spread_f1}),
+      "Provenance: what these tables were computed with",
+      ["Same config on the same machine gives the same bytes (timing columns aside). Across machines the "
+       "trained models' results move: learned_spread_f1 is the run-to-run spread of a trained model's F1 across "
+       "training seeds (benchmarks/seed_spread.py), and the decision map calls a trained method's lead within it a "
+       "tie."])

@@ -1,0 +1,143 @@
+# Controlled sweeps (the sweeps: block): every method on every frame of the sweep datasets, scored
+# against the truth; then the curves with intervals, "dose to detect", efficiency vs the bound and the
+# decision map.  One job per method over all sweep datasets (job start-up costs more than a 128 px frame).
+
+
+rule sweep_crlb:
+    input:
+        series=expand("results/series/{dataset}.h5", dataset=SWEEP_DATASETS),
+    output:
+        crlb="results/sweeps/crlb.csv",
+        frame_crlb="results/sweeps/frame_crlb.csv",
+    params:
+        datasets=SWEEP_DATASETS,
+        scoring=sweep_scoring(),
+    log:
+        "results/logs/sweeps/crlb.log",
+    benchmark:
+        "results/benchmarks/sweeps/crlb.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/sweep_crlb.py"
+
+
+rule sweep_locate:
+    input:
+        series=expand("results/series/{dataset}.h5", dataset=SWEEP_DATASETS),
+        crlb="results/sweeps/crlb.csv",
+        frame_crlb="results/sweeps/frame_crlb.csv",
+    output:
+        metrics="results/sweeps/metrics/{method}.csv",
+        positions=directory("results/sweeps/positions/{method}"),
+    params:
+        method=lambda wildcards: wildcards.method,
+        params=method_params,
+        datasets=SWEEP_DATASETS,
+        scoring=sweep_scoring(),
+    log:
+        "results/logs/sweeps/{method}.log",
+    benchmark:
+        "results/benchmarks/sweeps/{method}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../../envs/infer.yaml"
+    script:
+        "../scripts/sweep_locate.py"
+
+
+use rule sweep_locate as sweep_locate_atomap with:
+    output:
+        metrics="results/sweeps/metrics/atomap.csv",
+        positions=directory("results/sweeps/positions/atomap"),
+    params:
+        method="atomap",
+        params=lambda wildcards: dict(config["methods"]["atomap"]),
+        datasets=SWEEP_DATASETS,
+        scoring=sweep_scoring(),
+    log:
+        "results/logs/sweeps/atomap.log",
+    benchmark:
+        "results/benchmarks/sweeps/atomap.tsv"
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    conda:
+        "../../envs/atomap.yaml"
+
+
+use rule sweep_locate as sweep_locate_learned with:
+    input:
+        series=expand("results/series/{dataset}.h5", dataset=SWEEP_DATASETS),
+        crlb="results/sweeps/crlb.csv",
+        frame_crlb="results/sweeps/frame_crlb.csv",
+        model="results/models/{method}.pt",
+    params:
+        method=lambda wildcards: wildcards.method,
+        params=lambda wildcards, input: {**config["methods"][wildcards.method], "model": input.model},
+        datasets=SWEEP_DATASETS,
+        scoring=sweep_scoring(),
+    wildcard_constraints:
+        method="|".join(LEARNED),
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    conda:
+        "../../envs/learn.yaml"
+
+
+ruleorder: sweep_locate_atomap > sweep_locate_learned > sweep_locate
+
+
+rule sweep_report:
+    input:
+        metrics=expand("results/sweeps/metrics/{method}.csv", method=SWEEP_METHODS),
+    output:
+        **{
+            f"{stem}_csv": report(
+                f"results/tables/{stem}.csv",
+                caption="../report/sweep_tables.rst",
+                category="Sweeps",
+                labels={"table": stem},
+            )
+            for stem in SWEEP_TABLES
+        },
+        **{f"{stem}_md": f"results/tables/{stem}.md" for stem in SWEEP_TABLES},
+        **{
+            name: report(
+                f"results/figures/sweeps/{name}.png",
+                caption=f"../report/sweep_{name}.rst",
+                category="Sweeps",
+                labels={"figure": name},
+            )
+            for name in SWEEP_FIGURES
+        },
+        **{f"{name}_pdf": f"results/figures/sweeps/{name}.pdf" for name in SWEEP_FIGURES},
+    params:
+        frames=sweep_frames(),
+        sweeps=[{"name": s.name, "material": s.material, "reference_dose_e_per_A2": s.reference_dose_e_per_A2,
+                 "truth_kinds": list(s.truth_kinds) or SCORING["truth_kinds"]} for s in SWEEPS],
+        report=config["sweep_report"],
+        learned=sorted(set(SWEEP_METHODS) & set(LEARNED)),
+        scoring=SCORING,
+        skipped=SKIPPED_METHODS,
+        left_out=sorted(set(METHODS) - set(SWEEP_METHODS)),
+    log:
+        "results/logs/sweeps/report.log",
+    benchmark:
+        "results/benchmarks/sweeps/report.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/sweep_report.py"
