@@ -34,7 +34,6 @@ well under a minute per seed (20 s for the 20 test-split frames on one core).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -51,7 +50,7 @@ sys.path.insert(0, str(REPO))
 from atomloc.analysis.evaluate import evaluate_series, frame_crlb  # noqa: E402
 from atomloc.core.errors import AtomlocInputError  # noqa: E402
 from atomloc.io.series import Series, read_series  # noqa: E402
-from atomloc.io.training import read_library, read_training_pairs  # noqa: E402
+from atomloc.learn.data import training_data_from_files  # noqa: E402
 from atomloc.learn.spec import TrainSpec  # noqa: E402
 from atomloc.locate.nets import ARCHITECTURES  # noqa: E402
 from atomloc.simulate.sweep import expand_sweeps  # noqa: E402
@@ -111,24 +110,6 @@ def check_inputs(paths: list[Path]) -> None:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SetupError(f"missing {', '.join(missing)}: run the workflow first (snakemake --cores 2)")
-
-
-def training_data(inputs: dict, spec: TrainSpec):
-    """The training set and the sidecar entries, as workflow/scripts/train_model.py builds them."""
-    from atomloc.learn.data import TrainingSet, library_set, series_set
-
-    parts, sources, extra = [], {}, {}
-    if "library" in inputs:
-        library = read_library(inputs["library"])
-        parts.append(library_set(library, spec))
-        sources["library"] = str(inputs["library"])
-        # the library's settings: inference reads the spacing band from here (atomloc.locate.learned.trained_band)
-        extra["library"] = json.loads(library["attrs"]["spec"])
-    for path in inputs.get("pairs", []):
-        frames, positions, attrs = read_training_pairs(path)
-        parts.append(series_set(frames, positions, attrs["pixel_size_pm"], spec, name=str(path)))
-        sources.setdefault("series", {})[str(path)] = attrs.get("label_source", "")
-    return TrainingSet.concat(parts), sources, extra
 
 
 def evaluation_set(config: dict, results: Path, which: str, min_dose: float) -> tuple[list[EvalSet], str]:
@@ -242,7 +223,8 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
     log = logging.getLogger("seed_spread")
-    data, sources, extra = training_data(inputs, base)
+    data, sources, extra = training_data_from_files(base, str(inputs["library"]) if "library" in inputs else None,
+                                                    [str(p) for p in inputs.get("pairs", [])])
     n_frames = sum(len(ev.frames) for ev in evals)
     print(f"{args.model}: trained on {len(data)} images ({', '.join(sources)}) with models.{args.model}.train of "
           f"{config_path}, seed varied" + (f", epochs {args.epochs} (overridden)" if args.epochs else ""))

@@ -127,3 +127,42 @@ def split_indices(source: np.ndarray, val_frac: float, series_repeat: int, rng: 
     val_idx, train_idx = np.sort(order[:n_val]), order[n_val:]
     series_idx = train_idx[np.asarray(source)[train_idx] == "series"]
     return val_idx, np.concatenate([train_idx] + [series_idx] * (int(series_repeat) - 1))
+
+
+def training_data_from_files(spec: TrainSpec, library_path: str | None = None,
+                             pair_paths=()) -> tuple[TrainingSet, dict, dict]:
+    """The training set of a learned locator read from its files, with what its sidecar records.
+
+    Parameters
+    ----------
+    spec : TrainSpec
+    library_path : str, optional
+        A synthetic library (:func:`atomloc.io.training.read_library`).
+    pair_paths : sequence of str
+        Training pairs of series (:func:`atomloc.io.training.read_training_pairs`).
+
+    Returns
+    -------
+    data : TrainingSet
+        :func:`library_set` and :func:`series_set` of every file, concatenated.
+    sources : dict
+        ``library`` -> its path; ``series`` -> {path: label source}.
+    extra : dict
+        ``library`` -> the library's settings (inference reads the trained
+        spacing band from them, :func:`atomloc.locate.learned.trained_band`).
+    """
+    import json
+
+    from atomloc.io.training import read_library, read_training_pairs
+
+    parts, sources, extra = [], {}, {}
+    if library_path is not None:
+        library = read_library(library_path)
+        parts.append(library_set(library, spec))
+        sources["library"] = library_path
+        extra["library"] = json.loads(library["attrs"]["spec"])
+    for path in pair_paths:
+        frames, positions, attrs = read_training_pairs(path)
+        parts.append(series_set(frames, positions, attrs["pixel_size_pm"], spec, name=path))
+        sources.setdefault("series", {})[path] = attrs.get("label_source", "")
+    return TrainingSet.concat(parts), sources, extra

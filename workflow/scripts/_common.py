@@ -23,3 +23,19 @@ def start_log(snakemake) -> logging.Logger:
     logger = logging.getLogger(snakemake.rule)
     logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
     return logger
+
+
+def load_method(method: str, params: dict, threads: int) -> None:
+    """Import a method's optional packages and load a learned method's model before any timed call,
+    with torch limited to the rule's threads."""
+    from atomloc.locate.nets import ARCHITECTURES
+    from atomloc.locate.registry import get_method
+
+    get_method(method).load()
+    if method in ARCHITECTURES:
+        import torch
+
+        from atomloc.locate.learned import load_model
+
+        torch.set_num_threads(threads)
+        load_model(params.get("model", "auto"), method)

@@ -1,24 +1,16 @@
-from _common import start_log
+from _common import load_method, start_log
 
 import json
 
 from atomloc.io.files import atomic_path
 from atomloc.io.positions import write_positions
 from atomloc.io.series import read_series
-from atomloc.locate.nets import ARCHITECTURES
-from atomloc.locate.registry import get_method, locate_series
+from atomloc.locate.registry import locate_series
 
 log = start_log(snakemake)  # noqa: F821
 method = snakemake.params.method
 series = read_series(snakemake.input.series)
-get_method(method).load()  # optional heavy imports happen outside the timed calls
-if method in ARCHITECTURES:
-    import torch
-
-    from atomloc.locate.learned import load_model
-
-    torch.set_num_threads(snakemake.threads)
-    load_model(snakemake.params.params.get("model", "auto"), method)  # so is loading the model
+load_method(method, snakemake.params.params, snakemake.threads)  # heavy imports and the model: untimed
 positions, seconds = locate_series(series.frames, method, pixel_size_pm=series.pixel_size_pm,
                                    name=snakemake.input.series, **snakemake.params.params)
 counts = positions.groupby("frame").size().reindex(range(len(seconds)), fill_value=0).tolist()

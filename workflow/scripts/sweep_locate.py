@@ -1,4 +1,4 @@
-from _common import start_log
+from _common import load_method, start_log
 
 from pathlib import Path
 
@@ -8,19 +8,11 @@ from atomloc.analysis.evaluate import evaluate_series
 from atomloc.io.files import atomic_path
 from atomloc.io.positions import write_positions
 from atomloc.io.series import read_series
-from atomloc.locate.nets import ARCHITECTURES
-from atomloc.locate.registry import get_method, locate_series
+from atomloc.locate.registry import locate_series
 
 log = start_log(snakemake)  # noqa: F821
 method = snakemake.params.method
-get_method(method).load()  # optional heavy imports happen outside the timed calls
-if method in ARCHITECTURES:
-    import torch
-
-    from atomloc.locate.learned import load_model
-
-    torch.set_num_threads(snakemake.threads)
-    load_model(snakemake.params.params.get("model", "auto"), method)
+load_method(method, snakemake.params.params, snakemake.threads)  # heavy imports and the model: untimed
 crlb = pd.read_csv(snakemake.input.crlb)
 frame_crlb = pd.read_csv(snakemake.input.frame_crlb)
 out_dir = Path(snakemake.output.positions)
