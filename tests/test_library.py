@@ -104,3 +104,84 @@ def test_bad_library_settings_name_the_key(tmp_path):
     (tmp_path / "x.h5").write_bytes(b"junk")
     with pytest.raises(AtomlocInputError, match="x.h5"):
         read_library(tmp_path / "x.h5")
+
+
+# --- restoration targets (TEMImageNet's noNoise, noBackgroundnoNoise, super-resolution) ---------------------
+
+def _single_column(effects=None, upsample=1, sigma_px=2.0, sr_sigma_px=1.0, background=0.0):
+    from atomloc.simulate.library import restoration_targets
+
+    xy = np.array([[20.3, 17.6]])
+    return restoration_targets(40, xy, np.array([2.0]), sigma_px, np.zeros((40, 2)), effects or {}, background,
+                               gain=50.0, offset=3.0, superres_sigma_px=sr_sigma_px, upsample=upsample)
+
+
+def test_restoration_targets_follow_their_definitions():
+    from atomloc.core.image import render_columns
+
+    t = _single_column(background=0.25)
+    column = 2.0 * 50.0 * render_columns((40, 40), [20.3], [17.6], np.ones(1), 2.0, np.zeros((40, 2)))
+    np.testing.assert_allclose(t["no_background_no_noise"], column, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(t["no_noise"], column + 50.0 * 0.25 + 3.0, rtol=0, atol=1e-9)
+    # super-resolution: sharper, same integrated intensity, peak on the column
+    # amplitude 2 x 50 x (2 / 1)^2 = 400, sampled 0.3 px and 0.4 px off the column's centre
+    assert t["superres"][18, 20] == pytest.approx(400 * np.exp(-0.5 * (0.3 ** 2 + 0.4 ** 2)), rel=1e-9)
+    assert t["superres"].sum() == pytest.approx(t["no_background_no_noise"].sum(), rel=1e-3)
+    iy, ix = np.unravel_index(np.argmax(t["superres"]), t["superres"].shape)
+    assert (ix, iy) == (20, 18)
+
+
+def test_superres_target_removes_probe_tails_and_astigmatism_but_keeps_intensity():
+    effects = {"probe_tail": {"fraction": 0.3, "width": 4.0}, "astigmatism": {"extra": 0.8, "angle_rad": 0.5}}
+    plain, aberrated = _single_column(), _single_column(effects)
+    assert aberrated["no_background_no_noise"].max() < 0.8 * plain["no_background_no_noise"].max()
+    np.testing.assert_allclose(aberrated["superres"], plain["superres"])
+    # the tails carry intensity out to a few sigma; over the field it is all there
+    assert aberrated["no_background_no_noise"].sum() == pytest.approx(plain["superres"].sum(), rel=0.01)
+
+
+def test_upsampled_targets_sit_on_the_finer_grid():
+    fine, coarse = _single_column(upsample=2, background=np.full((40, 40), 0.25)), _single_column(background=0.25)
+    for key in ("no_noise", "no_background_no_noise", "superres"):
+        assert fine[key].shape == (80, 80)
+        # the same values per unit area: a quarter of the fine sum is the coarse sum
+        assert fine[key].sum() / 4 == pytest.approx(coarse[key].sum(), rel=1e-3)
+    for key in ("no_noise", "no_background_no_noise"):  # sigma 2 px: 2x2 binning gives back the coarse target
+        binned = fine[key].reshape(40, 2, 40, 2).mean(axis=(1, 3))
+        assert np.abs(binned - coarse[key]).max() < 0.03 * coarse[key].max()
+    # the column at x = 20.3, y = 17.6 (coarse) sits at 2x + 0.5 on the fine grid
+    col = fine["no_background_no_noise"]
+    iy, ix = np.unravel_index(np.argmax(col), col.shape)
+    assert (ix, iy) == (41, 36)
+
+
+@pytest.mark.parametrize("effects_prob", [0.0, 1.0])
+def test_library_no_noise_target_is_the_expected_image(effects_prob):
+    spec = LibrarySpec(shape_px=64, restoration_labels=True, upsample_labels=True, effects_prob=effects_prob,
+                       electrons_per_px_range=(200.0, 200.0))
+    for k, structure in enumerate(["MoS2", "SrTiO3_001", "Pt_110"]):
+        item = render_library_image(spec, structure, np.random.default_rng(k))
+        assert item["no_noise_x2"].shape == (128, 128)
+        residual = item["image"] - item["no_noise"]
+        if effects_prob == 0:  # Poisson + read noise of 0.5 counts around the expectation
+            z = residual / np.sqrt(item["no_noise"] + 0.25)
+            assert abs(z.mean()) < 0.05 and 0.9 < z.std() < 1.1
+        else:  # detector gain/offset and 8-bit scaling act on the targets too: no bias beyond the noise
+            unsaturated = (item["image"] > 0) & (item["image"] < 255) if "quantise" in item["effects"] else True
+            assert abs(np.median(residual[unsaturated])) < 0.1 * np.ptp(item["no_noise"])
+        assert item["no_background_no_noise"].min() >= 0
+
+
+def test_restoration_labels_do_not_change_the_image():
+    plain = render_library_image(LibrarySpec(shape_px=64, effects_prob=0.5), "ReS2", np.random.default_rng(5))
+    more = render_library_image(LibrarySpec(shape_px=64, effects_prob=0.5, restoration_labels=True), "ReS2",
+                                np.random.default_rng(5))
+    np.testing.assert_array_equal(plain["image"], more["image"])
+    assert "no_noise" not in plain and "superres" in more
+
+
+def test_io_spells_the_restoration_maps_as_the_library_does():
+    from atomloc.io.training import RESTORATION_MAPS
+    from atomloc.simulate.library import restoration_maps
+
+    assert RESTORATION_MAPS == restoration_maps()

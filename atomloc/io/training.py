@@ -55,6 +55,11 @@ def read_training_pairs(path: str | os.PathLike) -> tuple[np.ndarray, list[np.nd
 
 LIBRARY_MAPS = ("confidence", "gaussian_mask", "circular_mask")
 
+# The restoration targets a library may hold besides (atomloc.simulate.library.restoration_maps; io sits
+# below simulate, so the names are spelled here and a test checks they agree).
+RESTORATION_MAPS = ("no_noise", "no_background_no_noise", "superres",
+                    "no_noise_x2", "no_background_no_noise_x2", "superres_x2")
+
 
 LIBRARY_ARRAYS = ("spacing_px", "pixel_size_pm", "electrons_per_px", "defocus_nm", "rotation_deg", "structure")
 
@@ -65,12 +70,15 @@ def write_library(path: str | os.PathLike, library: Mapping, attrs: Mapping | No
     Layout: ``frames`` float32 [n, H, W] (the images); group ``labels`` with
     :data:`LIBRARY_MAPS` [n, H, W]; group ``positions`` with ``image`` int32
     [N], ``x``, ``y`` [N] (pixels); per-image arrays :data:`LIBRARY_ARRAYS`.
+    The restoration targets :data:`RESTORATION_MAPS` the library holds go into
+    ``labels`` too.
     """
     pos = library["positions"]
     index = np.concatenate([np.full(len(p), k, dtype=np.int32) for k, p in enumerate(pos)])
     xy = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in pos])
+    maps = LIBRARY_MAPS + tuple(k for k in RESTORATION_MAPS if k in library)
     write_h5(path, library["images"], dict(attrs or {}), arrays={k: library[k] for k in LIBRARY_ARRAYS},
-                 groups={"labels": {k: np.asarray(library[k], dtype=np.float32) for k in LIBRARY_MAPS},
+                 groups={"labels": {k: np.asarray(library[k], dtype=np.float32) for k in maps},
                          "positions": {"image": index, "x": xy[:, 0], "y": xy[:, 1]}},
                  compression="gzip")
 
@@ -82,7 +90,7 @@ def read_library(path: str | os.PathLike) -> dict:
         if "labels" not in f or "positions" not in f:
             raise AtomlocInputError(f"{path}: not a training library (needs groups 'labels' and 'positions')")
         out = {"images": f["frames"][()], "attrs": {k: _attr(v) for k, v in f.attrs.items()}}
-        for key in LIBRARY_MAPS:
+        for key in LIBRARY_MAPS + tuple(k for k in RESTORATION_MAPS if f"labels/{k}" in f):
             out[key] = f[f"labels/{key}"][()]
         for key in LIBRARY_ARRAYS:
             out[key] = _decode(f[key][()])

@@ -22,6 +22,22 @@ dose (Poisson) and scan-line jitter.  With each image come its labels:
   ``r = sqrt((0.5 lambda / alpha)^2 + (d_source / 2)^2)`` (lambda the electron
   wavelength, alpha the convergence semi-angle, d_source the source size).
 
+With ``restoration_labels`` the restoration targets of TEMImageNet come too, in
+the image's own units (counts, after the detector's gain and offset and an
+8-bit export's scaling where those effects act), from the same truth and the
+same draws as the image (:func:`restoration_targets`):
+
+* ``no_noise`` (noNoise): the expected image, columns + background, without
+  Poisson, read, scan-line noise or saturation;
+* ``no_background_no_noise`` (noBackgroundnoNoise): the columns alone;
+* ``superres`` (noNoiseNoBackgroundSuperresolution): each column a Gaussian of
+  FWHM ``superres_fwhm_A`` carrying the column's integrated intensity
+  (``amplitude * 2 pi sigma^2`` kept), without the probe's defocus, tails or
+  astigmatism, so the deblurred image preserves column intensities;
+* with ``upsample_labels`` each of them also on a 2x finer grid (``*_x2``,
+  2H x 2W; a fine pixel k covers original coordinate ``(k - 0.5) / 2``),
+  columns rendered at that grid, the smooth background interpolated.
+
 Amorphous carbon is rendered but never labelled.  Every random draw comes from
 one seed.
 """
@@ -45,6 +61,7 @@ from atomloc.simulate.realism import (
     elliptical_blur,
     flyback,
     quantise,
+    quantise_affine,
     scan_lines,
     smooth_field,
     vacuum_mask,
@@ -74,6 +91,14 @@ DEFAULT_LIBRARY_STRUCTURES = tuple(s for s in LIBRARY_STRUCTURES if s != "MoS2_b
 
 
 BACKGROUNDS = ("constant", "ramp", "lowfreq")
+
+
+RESTORATION_LABELS = ("no_noise", "no_background_no_noise", "superres")
+"""Restoration targets of the library (TEMImageNet's noNoise, noBackgroundnoNoise,
+noNoiseNoBackgroundSuperresolution), rendered with ``restoration_labels``."""
+
+UPSAMPLED_SUFFIX = "_x2"
+"""Suffix of the 2x up-sampled restoration targets (``upsample_labels``)."""
 
 
 _RANGES = ("spacing_px_range", "rotation_deg_range", "convergence_mrad_range", "defocus_nm_range",
@@ -126,6 +151,14 @@ class LibrarySpec(FromMapping):
         (thickness, contrast exponent, probe tails, astigmatism, fly-back, vacuum holes,
         carbon film, scan-line offsets and gain jumps, detector gain/offset/read noise,
         8-bit export) acts on an image, independently; 0 = the plain linear model.
+    restoration_labels : bool
+        Also render the restoration targets :data:`RESTORATION_LABELS`
+        (:func:`restoration_targets`); they draw no random numbers, so the
+        images and the other labels do not change.
+    superres_fwhm_A : float
+        FWHM of the columns of the ``superres`` target, Å.
+    upsample_labels : bool
+        With ``restoration_labels``, also the 2x up-sampled targets (``*_x2``).
     seed : int
     """
 
@@ -146,6 +179,9 @@ class LibrarySpec(FromMapping):
     confidence_sigma_frac: float = 0.15
     gaussian_mask_fwhm_A: float = 0.5
     effects_prob: float = 0.0
+    restoration_labels: bool = False
+    superres_fwhm_A: float = 0.5
+    upsample_labels: bool = False
     seed: int = 0
 
     def check(self, name: str = "library") -> None:
@@ -168,13 +204,15 @@ class LibrarySpec(FromMapping):
                 bad(key, "minimum must be > 0")
         if self.source_size_A_range[0] < 0:
             bad("source_size_A_range", "must be >= 0")
-        for key in ("energy_kV", "confidence_sigma_frac", "gaussian_mask_fwhm_A"):
+        for key in ("energy_kV", "confidence_sigma_frac", "gaussian_mask_fwhm_A", "superres_fwhm_A"):
             if not getattr(self, key) > 0:
                 bad(key, "must be > 0")
         if self.jitter_A < 0:
             bad("jitter_A", "must be >= 0")
         if not 0 <= self.effects_prob <= 1:
             bad("effects_prob", "must be in [0, 1]")
+        if self.upsample_labels and not self.restoration_labels:
+            bad("upsample_labels", "needs restoration_labels: true")
 
 
 def peak_map(shape_px, xy: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -275,6 +313,97 @@ def _background(shape, kind, rng):
     return (field - field.min()) / max(np.ptp(field), 1e-12)
 
 
+def _fine_grid(xy_px: np.ndarray, sigma_px: float, jitter_px: np.ndarray, upsample: int):
+    """Positions, sigma and row shifts on a grid ``upsample`` x finer (fine pixel k = original ``(k + 0.5) / s - 0.5``)."""
+    s = upsample
+    if s == 1:
+        return xy_px, sigma_px, jitter_px
+    rows = (np.arange(s * len(jitter_px)) + 0.5) / s - 0.5
+    jitter = np.column_stack([np.interp(rows, np.arange(len(jitter_px)), jitter_px[:, c]) for c in range(2)])
+    return xy_px * s + (s - 1) / 2, sigma_px * s, jitter * s
+
+
+def column_image(n: int, xy_px: np.ndarray, weight: np.ndarray, sigma_px: float, jitter_px: np.ndarray,
+                 effects: dict, upsample: int = 1) -> np.ndarray:
+    """The columns of a library image through the probe, its tails and astigmatism (no background, no noise).
+
+    Parameters
+    ----------
+    n : int
+        Side of the image, pixels.
+    xy_px : ndarray, shape (m, 2)
+        Column positions, pixels (x = column index, pixel centres at integers).
+    weight : ndarray, shape (m,)
+        Peak value of each column in the focused probe (units of the image before the dose).
+    sigma_px : float
+        Probe sigma, pixels.
+    jitter_px : ndarray, shape (n, 2)
+        Scan-line jitter of each row, pixels (:func:`atomloc.simulate.render.scan_jitter`).
+    effects : dict
+        The image's effects (:func:`atomloc.simulate.realism.draw_effects`); ``probe_tail``
+        and ``astigmatism`` act here.
+    upsample : int
+        Render on a grid this many times finer (same physical field, ``n * upsample`` pixels;
+        fine pixel k centred at original coordinate ``(k + 0.5) / upsample - 0.5``).
+
+    Returns
+    -------
+    ndarray of float64, shape (n * upsample, n * upsample)
+    """
+    m = n * upsample
+    xy, sigma, jitter = _fine_grid(xy_px, sigma_px, jitter_px, upsample)
+    signal = render_columns((m, m), xy[:, 0], xy[:, 1], weight, sigma, row_shift_px=jitter)
+    if "probe_tail" in effects:
+        tail = effects["probe_tail"]
+        wide = render_columns((m, m), xy[:, 0], xy[:, 1], weight / tail["width"] ** 2,
+                              tail["width"] * sigma, row_shift_px=jitter)
+        signal = (1 - tail["fraction"]) * signal + tail["fraction"] * wide
+    if "astigmatism" in effects:
+        signal = elliptical_blur(signal, effects["astigmatism"]["extra"] * sigma,
+                                 effects["astigmatism"]["angle_rad"])
+    return signal
+
+
+def restoration_targets(n: int, xy_px: np.ndarray, weight: np.ndarray, sigma_px: float, jitter_px: np.ndarray,
+                        effects: dict, background: np.ndarray | float, gain: float, offset: float,
+                        superres_sigma_px: float, upsample: int = 1) -> dict:
+    """TEMImageNet's restoration targets of one library image, in the image's units.
+
+    Parameters
+    ----------
+    n, xy_px, weight, sigma_px, jitter_px, effects
+        As for :func:`column_image`.
+    background : ndarray, shape (n, n), or float
+        The image's background, in the units of ``weight``.
+    gain, offset : float
+        The image's expected value is ``gain * (columns + background) + offset``
+        (dose, detector gain and offset, 8-bit scaling).
+    superres_sigma_px : float
+        Sigma of the ``superres`` columns, original pixels.
+    upsample : int
+        1, or 2 for the 2x up-sampled targets (``background`` is interpolated linearly).
+
+    Returns
+    -------
+    dict of ndarray, shape (n * upsample, n * upsample)
+        ``no_noise = gain * max(columns + background, 0) + offset`` (the image's
+        expectation), ``no_background_no_noise = gain * columns`` and ``superres``:
+        each column a Gaussian of ``superres_sigma_px`` with amplitude
+        ``gain * weight * sigma_px**2 / superres_sigma_px**2`` (the integrated
+        intensity of the column kept), jitter kept, tails and astigmatism removed.
+    """
+    columns = column_image(n, xy_px, weight, sigma_px, jitter_px, effects, upsample)
+    if upsample > 1 and np.ndim(background):
+        background = ndimage.zoom(np.asarray(background, dtype=np.float64), upsample, order=1, mode="nearest",
+                                  grid_mode=True)
+    xy, sigma_sr, jitter = _fine_grid(xy_px, superres_sigma_px, jitter_px, upsample)
+    sharp = render_columns(columns.shape, xy[:, 0], xy[:, 1], weight * (sigma_px / superres_sigma_px) ** 2,
+                           sigma_sr, row_shift_px=jitter)
+    return {"no_noise": gain * np.clip(columns + background, 0, None) + offset,
+            "no_background_no_noise": gain * columns,
+            "superres": gain * sharp}
+
+
 def render_library_image(spec: LibrarySpec, structure: str, rng: np.random.Generator) -> dict:
     """Render one library image of ``structure`` and its labels.
 
@@ -326,15 +455,7 @@ def render_library_image(spec: LibrarySpec, structure: str, rng: np.random.Gener
         ix = np.clip(np.rint(xy_px[:, 0]).astype(int), 0, n - 1)
         in_vacuum = vacuum[iy, ix]
         weight, labelled = np.where(in_vacuum, 0.0, weight), labelled & ~in_vacuum
-    signal = render_columns((n, n), xy_px[:, 0], xy_px[:, 1], weight, sigma_px, row_shift_px=jitter)
-    if "probe_tail" in effects:
-        tail = effects["probe_tail"]
-        wide = render_columns((n, n), xy_px[:, 0], xy_px[:, 1], weight / tail["width"] ** 2,
-                              tail["width"] * sigma_px, row_shift_px=jitter)
-        signal = (1 - tail["fraction"]) * signal + tail["fraction"] * wide
-    if "astigmatism" in effects:
-        signal = elliptical_blur(signal, effects["astigmatism"]["extra"] * sigma_px,
-                                 effects["astigmatism"]["angle_rad"])
+    signal = column_image(n, xy_px, weight, sigma_px, jitter, effects)
     kind = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
     background = float(rng.uniform(0.0, 0.3)) + float(rng.uniform(0.0, 0.3)) * _background((n, n), kind, rng)
     if vacuum is not None:
@@ -342,20 +463,33 @@ def render_library_image(spec: LibrarySpec, structure: str, rng: np.random.Gener
     lo, hi = np.log(spec.electrons_per_px_range)
     electrons = float(np.exp(rng.uniform(lo, hi)))
     image = rng.poisson(electrons * np.clip(signal + background, 0, None)).astype(np.float64)
+    gain, offset = electrons, 0.0  # the image's units: gain * (signal + background) + offset, before noise
     if "scanlines" in effects:
         image = scan_lines(image, electrons, rng=rng, **effects["scanlines"])
     if "detector" in effects:
         image = detector(image, rng=rng, **effects["detector"])
+        gain, offset = gain * effects["detector"]["gain"], effects["detector"]["offset"]
     else:
         image += rng.normal(0.0, 0.5, size=image.shape)
     if "quantise" in effects:
+        a, b = quantise_affine(image, **effects["quantise"])
         image = quantise(image, **effects["quantise"])
+        gain, offset = gain * a, offset * a + b
 
     inside = labelled & (xy_px[:, 0] > -0.5) & (xy_px[:, 0] < n - 0.5) & (xy_px[:, 1] > -0.5) & (xy_px[:, 1] < n - 0.5)
     positions = xy_px[inside]
     all_labelled = xy_px[labelled]
     radius_px = circular_mask_radius_A(spec.energy_kV, convergence, source) / px_A
+    restoration = {}
+    if spec.restoration_labels:
+        superres_sigma_px = spec.superres_fwhm_A / px_A / FWHM_PER_SIGMA
+        for s in (1, 2) if spec.upsample_labels else (1,):
+            targets = restoration_targets(n, xy_px, weight, sigma_px, jitter, effects, background, gain, offset,
+                                          superres_sigma_px, upsample=s)
+            restoration.update({k + (UPSAMPLED_SUFFIX if s == 2 else ""): v.astype(np.float32)
+                                for k, v in targets.items()})
     return {
+        **restoration,
         "image": image.astype(np.float32),
         "positions": positions,
         "spacing_px": spacing_px,
@@ -373,6 +507,11 @@ def render_library_image(spec: LibrarySpec, structure: str, rng: np.random.Gener
     }
 
 
+def restoration_maps() -> tuple[str, ...]:
+    """Names of every restoration target a library may hold (1x and 2x)."""
+    return RESTORATION_LABELS + tuple(k + UPSAMPLED_SUFFIX for k in RESTORATION_LABELS)
+
+
 def synthesize_library(spec: LibrarySpec, progress: bool = False) -> dict:
     """Render the whole library.
 
@@ -385,7 +524,8 @@ def synthesize_library(spec: LibrarySpec, progress: bool = False) -> dict:
     -------
     dict
         ``images``, ``confidence``, ``gaussian_mask``, ``circular_mask``
-        float32 [n, H, W]; ``spacing_px``, ``pixel_size_pm``, ``electrons_per_px``,
+        float32 [n, H, W] (with ``restoration_labels`` also :data:`RESTORATION_LABELS`,
+        and with ``upsample_labels`` their ``*_x2`` [n, 2H, 2W]); ``spacing_px``, ``pixel_size_pm``, ``electrons_per_px``,
         ``defocus_nm``, ``rotation_deg`` [n]; ``structure`` [n] str;
         ``positions``: list of (m_k, 2) arrays.
     """
@@ -396,8 +536,8 @@ def synthesize_library(spec: LibrarySpec, progress: bool = False) -> dict:
     for k in tqdm(range(spec.n_images), desc="library", disable=not progress):
         structure = spec.structures[k % len(spec.structures)]
         items.append(render_library_image(spec, structure, np.random.default_rng([spec.seed, k])))
-    out = {key: np.stack([it[key] for it in items]) for key in ("image", "confidence", "gaussian_mask",
-                                                                 "circular_mask")}
+    maps = ("image", "confidence", "gaussian_mask", "circular_mask", *(k for k in items[0] if k in restoration_maps()))
+    out = {key: np.stack([it[key] for it in items]) for key in maps}
     out["images"] = out.pop("image")
     for key in ("spacing_px", "pixel_size_pm", "electrons_per_px", "defocus_nm", "rotation_deg"):
         out[key] = np.array([it[key] for it in items], dtype=np.float64)

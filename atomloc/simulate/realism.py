@@ -113,6 +113,13 @@ def detector(electrons: np.ndarray, gain: float, offset: float, read_noise: floa
     return gain * electrons + offset + rng.normal(0, read_noise, size=electrons.shape)
 
 
+def quantise_affine(image: np.ndarray, low_pct: float, high_pct: float) -> tuple[float, float]:
+    """The scaling ``(a, b)`` of an 8-bit export before saturation and rounding: ``a * image + b``."""
+    lo, hi = np.percentile(image, [low_pct, high_pct])
+    a = 255 / max(float(hi - lo), 1e-12)
+    return a, -float(lo) * a
+
+
 def quantise(image: np.ndarray, low_pct: float, high_pct: float) -> np.ndarray:
     """8-bit export: the percentiles map to 0 and 255, values outside saturate, rounded."""
     lo, hi = np.percentile(image, [low_pct, high_pct])
