@@ -41,4 +41,4 @@ rule all:
 # The shipped pretrained weights: snakemake --configfile workflow/configs/release.yaml release
 rule release:
     input:
-        expand("atomloc/models/{model}.{ext}", model=RELEASE_MODELS, ext=("pt", "json")),
+        expand("atomloc/models/{model}.{ext}", model=RELEASE_MODELS + RELEASE_RESTORERS, ext=("pt", "json")),

@@ -1,4 +1,4 @@
-"""Command line: ``atomloc locate`` and ``atomloc methods``."""
+"""Command line: ``atomloc locate``, ``atomloc restore`` and ``atomloc methods``."""
 
 from __future__ import annotations
 
@@ -77,6 +77,25 @@ def _cmd_locate(args) -> int:
     return 0
 
 
+def _cmd_restore(args) -> int:
+    from atomloc.io.files import check_writable
+    from atomloc.io.images import read_image, write_image
+    from atomloc.locate import restore
+
+    frame = _parse_frame(args.frame)
+    if frame == "all":
+        raise AtomlocInputError("--frame all: restore one frame at a time (--frame K)")
+    check_writable(args.out)
+    image = read_image(args.image, frame=frame)
+    t0 = time.perf_counter()
+    restored = restore(image, args.model, args.spacing_px if args.spacing_px is not None else "auto",
+                       model=args.weights if args.weights is not None else "auto", name=str(args.image))
+    elapsed = time.perf_counter() - t0
+    write_image(args.out, restored)
+    print(f"{args.image}: restored by {args.model} in {elapsed:.2f} s -> {args.out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_methods(args) -> int:
     from atomloc.locate.registry import available_methods, get_method
 
@@ -88,6 +107,11 @@ def _cmd_methods(args) -> int:
         for key, value in m.defaults.items():
             print(f"    {key} = {value}  ({m.params[key].describe()})")
     print('\n"auto" values are derived from the estimated nearest-neighbour column spacing.')
+    from atomloc.locate.registry import available_restorations, get_restorations
+
+    print("\nrestorations (atomloc restore IMAGE --model NAME; locate with --method METHOD@NAME; chain with +):")
+    for name in available_restorations():
+        print(f"{name}: {get_restorations(name)[0].description}")
     return 0
 
 
@@ -114,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True,
                    help="output CSV with columns x, y (pixels; x = column index), intensity, sublattice (0 = brightest)")
     p.set_defaults(func=_cmd_locate)
+
+    r = sub.add_parser("restore", help="restore one image (denoise, remove the background, deblur) and write it")
+    r.add_argument("image", help="image file (as for locate)")
+    r.add_argument("--model", default="denoise_bg",
+                   help="restoration: denoise, denoise_bg, superres (U-Nets, shipped weights), nl_means, tv, wavelet, "
+                        "bm3d, rl, bg, or a chain such as bm3d+bg (see `atomloc methods`)")
+    r.add_argument("--weights", default=None,
+                   help="checkpoint of a restorer for the learned step (default: the weights shipped in the package)")
+    r.add_argument("--frame", default=None, metavar="K", help="frame of a stack, counted from 0")
+    r.add_argument("--spacing-px", type=float, default=None,
+                   help="nearest-neighbour column spacing in pixels (default: estimated from the image)")
+    r.add_argument("--out", required=True, help="output image, float32 .tif/.tiff or .npy, in the input's units")
+    r.set_defaults(func=_cmd_restore)
 
     m = sub.add_parser("methods", help="list registered methods with their parameters and defaults")
     m.set_defaults(func=_cmd_methods)

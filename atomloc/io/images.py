@@ -225,3 +225,32 @@ def _checked_stack(frames: list, name: str) -> np.ndarray:
     if len(frames) == 1:
         return validate_image(frames[0], name)[None]
     return np.stack([validate_image(f, f"{name}[frame {k}]") for k, f in enumerate(frames)])
+
+
+IMAGE_OUTPUT_SUFFIXES = (".tif", ".tiff", ".npy")
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a grey image as float32, atomically: ``.tif``/``.tiff`` (tifffile) or ``.npy``.
+
+    Raises
+    ------
+    AtomlocInputError
+        If the suffix is not one of :data:`IMAGE_OUTPUT_SUFFIXES`.
+    """
+    from atomloc.io.files import atomic_path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_OUTPUT_SUFFIXES:
+        raise AtomlocInputError(f"{path}: cannot write an image as {suffix or 'no suffix'}; use one of "
+                                f"{', '.join(IMAGE_OUTPUT_SUFFIXES)} (float32)")
+    data = np.asarray(image, dtype=np.float32)
+    with atomic_path(path) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, data)
+        else:
+            import tifffile
+
+            tifffile.imwrite(tmp, data)

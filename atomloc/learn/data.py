@@ -20,8 +20,9 @@ import torch
 from atomloc.core.errors import AtomlocInputError
 from atomloc.core.geometry import nearest_neighbour_spacing
 from atomloc.core.optics import FWHM_PER_SIGMA
-from atomloc.learn.spec import TrainSpec
-from atomloc.locate.nets.models import normalise_input
+from atomloc.learn.spec import RESTORE_TARGETS, TrainSpec
+from atomloc.locate.nets import target_shift
+from atomloc.locate.nets.models import input_scaling, normalise_input
 from atomloc.simulate.library import peak_map
 
 
@@ -53,8 +54,24 @@ class TrainingSet:
 
 
 def library_set(library: dict, spec: TrainSpec) -> TrainingSet:
-    """Training images from a library dict (:func:`atomloc.io.read_library`)."""
+    """Training images from a library dict (:func:`atomloc.io.read_library`).
+
+    A restoration target (:data:`atomloc.learn.spec.RESTORE_TARGETS`) is scaled
+    like its input image (:func:`atomloc.locate.nets.models.input_scaling`), so
+    the network learns it in the units it sees, and inference maps its output
+    back to the image's; a background-free target is not shifted by the input's
+    low percentile (:func:`atomloc.locate.nets.target_shift`).
+    """
     images = np.stack([normalise_input(im) for im in library["images"]])
+    if spec.target in RESTORE_TARGETS:
+        if spec.target not in library:
+            raise AtomlocInputError(f"training: the library has no {spec.target!r} target; render it with "
+                                    "library.restoration_labels: true")
+        scaling = [input_scaling(im) for im in library["images"]]
+        targets = np.stack([(t - target_shift(spec.target, lo)) / scale
+                            for t, (lo, scale) in zip(library[spec.target], scaling)])
+        return TrainingSet(images, targets.astype(np.float32), np.asarray(library["spacing_px"], dtype=np.float32),
+                           list(library["positions"]), np.full(len(images), "library"))
     return TrainingSet(images, np.asarray(library[spec.target], dtype=np.float32),
                        np.asarray(library["spacing_px"], dtype=np.float32), list(library["positions"]),
                        np.full(len(images), "library"))
@@ -68,6 +85,9 @@ def series_set(frames: np.ndarray, positions: list, pixel_size_pm: float, spec: 
     tiles that would hold fewer than 2 labels are skipped.
     """
     c = spec.crop_px
+    if spec.target in RESTORE_TARGETS:
+        raise AtomlocInputError(f"{name}: labelled series carry no restoration target ({spec.target}); "
+                                "train restorers on the library")
     if spec.target == "circular_mask":
         raise AtomlocInputError(f"{name}: labelled series give no circular mask (probe unknown); "
                                 "train on the library or use target confidence / gaussian_mask")

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from atomloc.core.settings import FromMapping
-from atomloc.locate.nets import ARCHITECTURES, ATOMID
+from atomloc.locate.nets import ATOMID, NETWORKS, RESTORATION_TARGETS, RESTORER
 
 TARGETS = ("confidence", "gaussian_mask", "circular_mask")
+"""Label maps a locator learns."""
+
+RESTORE_TARGETS = tuple(RESTORATION_TARGETS.values())
+"""Library targets a ``restorer`` learns (:data:`atomloc.simulate.library.RESTORATION_LABELS`)."""
 
 
 @dataclass(frozen=True)
@@ -23,10 +27,13 @@ class TrainSpec(FromMapping):
     Attributes
     ----------
     architecture : str
-        ``atomsegnet`` or ``atomid``.
+        ``atomsegnet``, ``atomid`` or ``restorer``.
     target : str
         Label map the network learns: ``confidence`` (AtomID-net),
-        ``gaussian_mask`` or ``circular_mask`` (AtomSegNet).
+        ``gaussian_mask`` or ``circular_mask`` (AtomSegNet); for a ``restorer``
+        a restoration target of the library (``no_noise``,
+        ``no_background_no_noise``, ``superres``), learned with the mean squared
+        error in the input's normalised units.
     base_channels, depth : int
         U-Net width and number of pooling steps.
     epochs, batch_size : int
@@ -77,10 +84,11 @@ class TrainSpec(FromMapping):
     def check(self, name: str = "train") -> None:
         bad = functools.partial(self._out_of_range, name)
 
-        if self.architecture not in ARCHITECTURES:
-            bad("architecture", f"must be one of {ARCHITECTURES}")
-        if self.target not in TARGETS:
-            bad("target", f"must be one of {TARGETS}")
+        if self.architecture not in NETWORKS:
+            bad("architecture", f"must be one of {NETWORKS}")
+        targets = RESTORE_TARGETS if self.architecture == RESTORER else TARGETS
+        if self.target not in targets:
+            bad("target", f"must be one of {targets} for architecture {self.architecture}")
         for key in ("base_channels", "depth", "epochs", "batch_size", "lr_step_epochs", "series_repeat"):
             if getattr(self, key) < 1:
                 bad(key, "must be >= 1")

@@ -4,7 +4,8 @@ One epoch is one pass over the training images (tiles from labelled series
 ``series_repeat`` times) in a seeded random order with random flips and
 90-degree rotations; the learning rate drops by ``lr_gamma`` every
 ``lr_step_epochs``; the checkpoint with the best validation F1 (ties: lower
-validation loss) is kept.
+validation loss; a restorer, which detects nothing: the lowest validation
+loss) is kept.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from atomloc.analysis.metrics import score_detections
 from atomloc.core.errors import AtomlocInputError
 from atomloc.learn.data import TrainingSet, _augment, split_indices
 from atomloc.learn.spec import TrainSpec
-from atomloc.locate.nets import ATOMID
+from atomloc.locate.nets import ATOMID, RESTORER
 from atomloc.locate.nets.heads import nms_head, otsu_centroid_head
 from atomloc.locate.nets.models import atomid_loss, build_model, chi_square_loss, pick_device, predict
 
@@ -29,6 +30,8 @@ def _loss(model, spec, x, y, s):
     if spec.architecture == ATOMID:
         conf, sp = model(x)
         return atomid_loss(conf, sp, y, s, spec.lambda_map)
+    if spec.architecture == RESTORER:
+        return torch.mean((model(x) - y) ** 2)
     return chi_square_loss(model(x), y)
 
 
@@ -40,7 +43,9 @@ def detect(maps: np.ndarray, spacing_px, spec: TrainSpec) -> list[pd.DataFrame]:
 
 
 def validation_f1(model, data: TrainingSet, spec: TrainSpec) -> float:
-    """Mean F1 of the model's detections against the label positions of ``data``."""
+    """Mean F1 of the model's detections against the label positions of ``data`` (NaN for a restorer)."""
+    if spec.architecture == RESTORER:
+        return float("nan")
     maps, spacing = predict(model, data.images, batch_size=spec.batch_size)
     found = detect(maps, spacing if spacing is not None else data.spacing_px, spec)
     f1 = [score_detections(d[["x", "y"]].to_numpy(), ref, m.shape).f1
@@ -156,3 +161,27 @@ def calibrate_operating_point(model, data: TrainingSet, spec: TrainSpec,
     best = max(range(len(grid)), key=lambda i: (round(f1[i], 4), grid[i]))
     return {key: float(grid[best]), "val_f1": f1[best], "grid": [float(g) for g in grid],
             "f1": [round(v, 4) for v in f1], "n_images": len(keep), **extra}
+
+
+def restoration_psnr(model, data: TrainingSet, batch_size: int = 8) -> dict:
+    """PSNR (dB) of a restorer's output and of its input against the target, per image, on ``data``.
+
+    Images and targets are in the network's normalised units
+    (:func:`atomloc.learn.data.library_set`); the data range is each target's
+    peak-to-peak (:func:`skimage.metrics.peak_signal_noise_ratio`).
+
+    Returns
+    -------
+    dict
+        ``restored_db`` and ``raw_db``: the means over the images; ``n_images``.
+    """
+    from skimage.metrics import peak_signal_noise_ratio
+
+    out, _ = predict(model, data.images, batch_size=batch_size)
+    restored, raw = [], []
+    for x, y, t in zip(data.images, out, data.targets):
+        rng = float(np.ptp(t)) or 1.0
+        # predict scales each image again by its own percentiles: they are already 0 and 1 here
+        restored.append(peak_signal_noise_ratio(t, y, data_range=rng))
+        raw.append(peak_signal_noise_ratio(t, x, data_range=rng))
+    return {"restored_db": float(np.mean(restored)), "raw_db": float(np.mean(raw)), "n_images": len(restored)}

@@ -613,6 +613,15 @@ def deconvolve(image: np.ndarray, psf_sigma_px: float, num_iter: int) -> np.ndar
     return out[pad:-pad, pad:-pad]
 
 
+def column_psf_sigma(image, spacing_px, psf_frac=0.7, **detection) -> float | None:
+    """The Gaussian PSF sigma (pixels) Richardson-Lucy deconvolves with: ``psf_frac`` x the median column
+    sigma :func:`gaussfit` (``detection`` parameters, no pairs) measures; None where it finds no column."""
+    first = gaussfit(image, spacing_px, **{**detection, "pairs": False})
+    if len(first) == 0:
+        return None
+    return float(psf_frac) * float(np.median(first["sigma"]))
+
+
 @register("rl_gaussfit",
           "Richardson-Lucy deconvolution (skimage, clip=False) with a Gaussian PSF of the measured "
           "column width (or psf_sigma_px), then local maxima + batched 2-D Gaussian refinement on the "
@@ -638,12 +647,12 @@ def rl_gaussfit(image, spacing_px=AUTO, *, psf_sigma_px: AutoPx = AUTO, psf_frac
     image's joint fit.
     """
     if AUTO == psf_sigma_px:
-        first = gaussfit(image, spacing_px, smooth_sigma_px=smooth_sigma_px, min_distance_px=min_distance_px,
-                         false_alarm_rate=false_alarm_rate, neighbour_false_alarm_rate=neighbour_false_alarm_rate,
-                         threshold_rel=threshold_rel, fit_radius_px=fit_radius_px, pairs=False)
-        if len(first) == 0:
-            return first  # no column stands out of the noise: nothing to measure the PSF on, nothing to find
-        psf_sigma_px = float(psf_frac) * float(np.median(first["sigma"]))
+        psf_sigma_px = column_psf_sigma(image, spacing_px, psf_frac, smooth_sigma_px=smooth_sigma_px,
+                                        min_distance_px=min_distance_px, false_alarm_rate=false_alarm_rate,
+                                        neighbour_false_alarm_rate=neighbour_false_alarm_rate,
+                                        threshold_rel=threshold_rel, fit_radius_px=fit_radius_px)
+        if psf_sigma_px is None:  # no column stands out of the noise: nothing to measure the PSF on, nothing to find
+            return pd.DataFrame({"x": [], "y": [], "score": [], "sigma": []})
     sharp = deconvolve(np.asarray(image, dtype=np.float64), float(psf_sigma_px), int(num_iter))
     peaks = find_peaks(image, spacing_px, smooth_sigma_px, min_distance_px, false_alarm_rate,
                        neighbour_false_alarm_rate, threshold_rel, maxima_of=sharp)

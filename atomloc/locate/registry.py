@@ -9,6 +9,11 @@ method runs untuned on spacings from about 4 to 40 pixels.
 
 Add a method by decorating its function with :func:`register` and listing its
 name under ``methods:`` in ``config.yaml``.
+
+Restorations (:mod:`atomloc.locate.restore`) register here too
+(:func:`register_restoration`): ``"<method>@<restoration>"`` locates with
+``<method>`` on the restored image (:func:`locate`), and ``<restoration>`` may
+chain several with ``+`` (``bm3d+bg``: BM3D, then background removal).
 """
 
 from __future__ import annotations
@@ -171,8 +176,74 @@ def register(name: str, description: str, requires: tuple[str, ...] = (), extra:
     return decorator
 
 
+@dataclass(frozen=True)
+class Restoration:
+    """A registered restoration: ``func(image, spacing_px) -> restored image`` (same shape, image units).
+
+    ``gate(raw image, detections, spacing_px) -> detections`` keeps what a locator
+    found on the restored image only where the raw image backs it (a restoration
+    must not create columns); ``requires``/``extra`` as for :class:`Method`.
+    """
+
+    name: str
+    func: Callable[[np.ndarray, float], np.ndarray]
+    gate: Callable[[np.ndarray, pd.DataFrame, float], pd.DataFrame]
+    description: str = ""
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+
+    def check_installed(self) -> None:
+        """Raise :class:`MissingDependencyError` naming how to install what is missing."""
+        missing = [mod for mod in self.requires if importlib.util.find_spec(mod) is None]
+        if missing:
+            hint = f"pip install 'atomloc[{self.extra}]'" if self.extra else f"pip install {' '.join(missing)}"
+            raise MissingDependencyError(
+                f"restoration {self.name!r} needs {', '.join(missing)}, which is not installed; install it with: {hint}")
+
+
+_RESTORATIONS: dict[str, Restoration] = {}
+
+RESTORE_SEP, CHAIN_SEP = "@", "+"
+
+
+def register_restoration(name: str, description: str, gate, requires: tuple[str, ...] = (), extra: str = ""):
+    """Register ``func(image, spacing_px) -> image`` as restoration ``name`` (see :class:`Restoration`)."""
+    def decorator(func):
+        if name in _RESTORATIONS or RESTORE_SEP in name or CHAIN_SEP in name:
+            raise ValueError(f"restoration {name!r} is already registered or holds {RESTORE_SEP!r}/{CHAIN_SEP!r}")
+        _RESTORATIONS[name] = Restoration(name, func, gate, description, tuple(requires), extra)
+        return func
+
+    return decorator
+
+
+def available_restorations() -> list[str]:
+    """Names of all registered restorations, sorted."""
+    return sorted(_RESTORATIONS)
+
+
+def get_restorations(chain: str) -> list[Restoration]:
+    """The restorations of ``chain`` (``"bm3d+bg"``: applied left to right), each checked to exist."""
+    steps = chain.split(CHAIN_SEP)
+    unknown = [s for s in steps if s not in _RESTORATIONS]
+    if unknown or not steps:
+        raise AtomlocInputError(f"restoration {chain!r}: {', '.join(map(repr, unknown)) or 'empty'} not registered; "
+                                f"available: {', '.join(available_restorations())} (chain them with {CHAIN_SEP!r})")
+    return [_RESTORATIONS[s] for s in steps]
+
+
+def split_method(name: str) -> tuple[str, str | None]:
+    """``"gaussfit@bm3d+bg"`` -> ``("gaussfit", "bm3d+bg")``; a plain method name -> ``(name, None)``."""
+    base, sep, chain = str(name).partition(RESTORE_SEP)
+    return base, (chain if sep else None)
+
+
 def get_method(name: str) -> Method:
-    """Return the registered method ``name``."""
+    """Return the registered method ``name``; for ``"<method>@<restoration>"`` the method, the
+    restoration checked to exist (:func:`get_restorations`)."""
+    name, chain = split_method(name)
+    if chain is not None:
+        get_restorations(chain)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -194,7 +265,12 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     image : ndarray, shape (H, W)
         Grey image, any units; checked by :func:`atomloc.core.image.validate_image`.
     method : str
-        Registered method name (see :func:`available_methods`).
+        Registered method name (see :func:`available_methods`), or
+        ``"<method>@<restoration>"``: the method runs on the image restored by
+        the registered restoration (chain: ``a+b``, see :func:`get_restorations`),
+        at the spacing estimated on the raw image; what it finds is kept where the
+        raw image backs it (the restoration's gate), and intensities and
+        sublattices are measured on the raw image.
     pixel_size_pm : float, optional
         Pixel size in pm; recorded only (all method parameters are in pixels).
     name : str
@@ -221,18 +297,27 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     (:func:`_locate_tiled`); smaller images go through the method whole.
     """
     m = get_method(method)
+    chain = split_method(method)[1]
+    steps = get_restorations(chain) if chain is not None else []
     resolved = m.resolve(params)
     check_columns(columns, name)  # checked before any work
     m.check_installed()
+    for step in steps:
+        step.check_installed()
     image = validate_image(image, name)
     if pixel_size_pm is not None and not (pixel_size_pm > 0 and math.isfinite(pixel_size_pm)):
         raise AtomlocInputError(f"{name}: pixel_size_pm must be a finite number > 0 (got {pixel_size_pm})")
-    if resolved["spacing_px"] == AUTO and m.needs_spacing:
+    if resolved["spacing_px"] == AUTO and (m.needs_spacing or steps):
         resolved["spacing_px"] = estimate_spacing(image, name=name)
-    if tiles.needs_tiles(image.shape):
-        out = _locate_tiled(m, image, resolved, name)
+    work = image
+    for step in steps:
+        work = validate_image(step.func(work, float(resolved["spacing_px"])), f"{name} restored by {step.name}")
+    if tiles.needs_tiles(work.shape):
+        out = _locate_tiled(m, work, resolved, name)
     else:
-        out = m.func(image, **resolved).reset_index(drop=True)
+        out = m.func(work, **resolved).reset_index(drop=True)
+    if steps:
+        out = steps[-1].gate(image, out, float(resolved["spacing_px"])).reset_index(drop=True)
     spacing = resolved["spacing_px"]
     if spacing == AUTO:  # a method that finds its own scale: the spacing of what it found
         spacing = nearest_neighbour_spacing(out[["x", "y"]].to_numpy()) if len(out) > 1 else 1.0

@@ -8,8 +8,8 @@ from atomloc.core.errors import AtomlocInputError, MissingDependencyError
 from atomloc.learn.spec import TrainSpec
 from atomloc.locate.columns import check_columns
 from atomloc.locate.learned import BLOB_HEADS
-from atomloc.locate.nets import ARCHITECTURES
-from atomloc.locate.registry import get_method
+from atomloc.locate.nets import ARCHITECTURES, RESTORATION_TARGETS, RESTORER
+from atomloc.locate.registry import get_method, split_method
 from atomloc.simulate.library import LibrarySpec
 from atomloc.simulate.spec import SeriesSpec
 from atomloc.simulate.sweep import SWEEP_SPLIT, expand_sweeps
@@ -38,7 +38,7 @@ config["datasets"] = config["datasets"] + [_sorted_keys(d) for d in _sweep_datas
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_\-]*",
-    method=r"[A-Za-z0-9_]+",
+    method=r"[A-Za-z0-9_]+(@[A-Za-z0-9_+]+)?",
     model="|".join(LEARNED),
     head="|".join(HEADS),
 
@@ -189,14 +189,16 @@ def scoring(dataset):
 
 
 def method_params(wildcards):
-    """The config parameters of one method: changing them reruns that method's jobs only."""
-    return dict(config["methods"][wildcards.method])
+    """The config parameters of one method (of ``m`` for ``m@restoration``): changing them reruns that
+    method's jobs only."""
+    return dict(config["methods"][split_method(wildcards.method)[0]])
 
 
 TABLES = ("methods", "methods_vs_labels", "per_image", "labels", "table1_atomid_per_image", "table2_methods",
           "table3_heads_timing", "scale", "dose", "conditions", "failure", "lattice_precision", "strain",
           "provenance")
-SWEEP_TABLES = ("sweep_curves", "sweep_dose_to_detect", "sweep_efficiency", "decision_map", "sweep_monotone")
+SWEEP_TABLES = ("sweep_curves", "sweep_dose_to_detect", "sweep_efficiency", "decision_map", "sweep_monotone",
+                "restore_then_locate")
 SWEEP_FIGURES = ("f1_vs_dose", "f1_vs_defocus", "f1_vs_spacing", "rmse_over_crlb_vs_dose", "decision_map_defocus",
                  "decision_map_spacing")
 FIGURES = ("f1_vs_dose", "f1_vs_fov", "rmse_vs_crlb", "training_curves", "label_errors")
@@ -218,6 +220,9 @@ def final_outputs():
     if SWEEPS:
         tables += [f"results/tables/{stem}.{ext}" for stem in SWEEP_TABLES for ext in ("csv", "md")]
         figures += [f"results/figures/sweeps/{name}.{ext}" for name in SWEEP_FIGURES for ext in ("png", "pdf")]
+    if SWEEPS and RESTORATION["quality"]:
+        tables += [f"results/tables/restoration_quality.{ext}" for ext in ("csv", "md")]
+        figures += [f"results/figures/sweeps/restoration_examples.{ext}" for ext in ("png", "pdf")]
     training = [f"results/training/{dataset}.h5" for dataset in TRAIN_DATASETS]
     models = [f"results/models/{m}.{ext}" for m in METHODS if m in LEARNED for ext in ("pt", "json")]
     return tables + figures + training + models
@@ -233,7 +238,48 @@ def _sweep_methods():
     return sorted(set(chosen) & set(METHODS))
 
 
-SWEEP_METHODS = _sweep_methods()
+RESTORATION = config["restoration"]
+
+
+def _restore_then_locate():
+    """restoration.locate: ``method@restoration`` entries whose method runs here, each checked; the
+    others are reported like skipped methods."""
+    chosen = []
+    for entry in RESTORATION["locate"]:
+        base, chain = split_method(entry)
+        if chain is None or base not in config["methods"]:
+            raise AtomlocInputError(f"restoration.locate: {entry!r} must be <method>@<restoration> with the method "
+                                    f"under methods: ({', '.join(sorted(config['methods']))})")
+        try:
+            get_method(entry)
+        except AtomlocInputError as exc:
+            raise AtomlocInputError(f"restoration.locate: {exc}") from None
+        if base in METHODS and not _restoration_missing(chain):
+            chosen.append(entry)
+        else:
+            print(f"atomloc: skipping restoration.locate {entry}: {base} or {chain} is not installed", file=sys.stderr)
+    return chosen
+
+
+def _restoration_missing(chain):
+    from atomloc.locate.registry import get_restorations
+
+    try:
+        for step in get_restorations(chain):
+            step.check_installed()
+    except MissingDependencyError:
+        return True
+    return False
+
+
+for _chain in RESTORATION["quality"]:
+    try:
+        get_method(f"gaussfit@{_chain}")
+    except AtomlocInputError as exc:
+        raise AtomlocInputError(f"restoration.quality: {exc}") from None
+RESTORE_QUALITY = [c for c in RESTORATION["quality"] if not _restoration_missing(c)]
+RESTORE_LOCATE = _restore_then_locate()
+SWEEP_METHODS = _sweep_methods() + (RESTORE_LOCATE if SWEEPS else [])
 
 
 def sweep_frames():
@@ -261,6 +307,7 @@ def training_inputs(wildcards):
 
 RELEASE = config.get("release", {})
 RELEASE_MODELS = sorted(RELEASE.get("models", {}))
+RELEASE_RESTORERS = sorted(RELEASE.get("restorers", {}))
 
 
 def release_library_spec(part):
@@ -290,6 +337,14 @@ def _check_release():
         if RELEASE["models"][name]["sources"] != ["library"]:
             raise AtomlocInputError(f"release.models.{name}.sources: the shipped weights train on the release "
                                     "library only ([library])")
+    for name in RELEASE_RESTORERS:
+        spec = TrainSpec.from_mapping({"architecture": RESTORER, **RELEASE["restorers"][name]["train"]},
+                                      name=f"release.restorers.{name}.train")
+        if spec.target != RESTORATION_TARGETS[name]:
+            raise AtomlocInputError(f"release.restorers.{name}.train.target: must be {RESTORATION_TARGETS[name]} "
+                                    f"(got {spec.target})")
+    if RELEASE_RESTORERS and not RELEASE["library"].get("restoration_labels", False):
+        raise AtomlocInputError("release.library.restoration_labels: must be true to train release.restorers")
 
 
 _check_release()

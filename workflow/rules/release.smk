@@ -75,3 +75,45 @@ rule calibrate_release_model:
         "../../envs/learn.yaml"
     script:
         "../scripts/calibrate_model.py"
+
+
+# The restoration models (release.restorers): a restorer U-Net per target of the release library.
+use rule train_release_model as train_release_restorer with:
+    output:
+        model="results/release/{restoration}.pt",
+        sidecar="results/release/{restoration}.json",
+        history="results/release/{restoration}_history.csv",
+    params:
+        train=lambda wildcards: {"architecture": RESTORER, **RELEASE["restorers"][wildcards.restoration]["train"]},
+    log:
+        "results/logs/release/train_{restoration}.log",
+    benchmark:
+        "results/benchmarks/release/train_{restoration}.tsv"
+    wildcard_constraints:
+        restoration="|".join(RESTORATION_TARGETS),
+
+
+# Validation on the validation library (PSNR of the raw and restored images against the target) and
+# the weights into the package with everything about them in the sidecar.
+rule ship_release_restorer:
+    input:
+        model="results/release/{restoration}.pt",
+        library="results/release/library.h5",
+        validation="results/release/validation.h5",
+    output:
+        model="atomloc/models/{restoration}.pt",
+        sidecar="atomloc/models/{restoration}.json",
+    log:
+        "results/logs/release/ship_{restoration}.log",
+    benchmark:
+        "results/benchmarks/release/ship_{restoration}.tsv"
+    wildcard_constraints:
+        restoration="|".join(RESTORATION_TARGETS),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/learn.yaml"
+    script:
+        "../scripts/ship_restorer.py"

@@ -78,14 +78,14 @@ use rule sweep_locate as sweep_locate_learned with:
         series=expand("results/series/{dataset}.h5", dataset=SWEEP_DATASETS),
         crlb="results/sweeps/crlb.csv",
         frame_crlb="results/sweeps/frame_crlb.csv",
-        model="results/models/{method}.pt",
+        model=lambda wildcards: f"results/models/{split_method(wildcards.method)[0]}.pt",
     params:
         method=lambda wildcards: wildcards.method,
-        params=lambda wildcards, input: {**config["methods"][wildcards.method], "model": input.model},
+        params=lambda wildcards, input: {**method_params(wildcards), "model": input.model},
         datasets=SWEEP_DATASETS,
         scoring=sweep_scoring(),
     wildcard_constraints:
-        method="|".join(LEARNED),
+        method=f"({'|'.join(LEARNED)})(@[A-Za-z0-9_+]+)?",
     resources:
         mem_mb=3000,
         runtime=60,
@@ -129,6 +129,7 @@ rule sweep_report:
         scoring=SCORING,
         skipped=SKIPPED_METHODS,
         left_out=sorted(set(METHODS) - set(SWEEP_METHODS)),
+        restored=RESTORE_LOCATE,
     log:
         "results/logs/sweeps/report.log",
     benchmark:
@@ -141,3 +142,40 @@ rule sweep_report:
         "../../envs/figures.yaml"
     script:
         "../scripts/sweep_report.py"
+
+
+# Restoration quality (PSNR / SSIM against the noise-free truth) on the in-focus frames of each sweep's
+# nominal pixel size: the frames are simulated again with their expected images (and must equal the
+# stored ones), every restoration of restoration.quality runs on them; and one figure of
+# image -> restored -> detections.
+rule restoration_quality:
+    input:
+        series=expand("results/series/{dataset}.h5", dataset=SWEEP_DATASETS),
+    output:
+        csv=report("results/tables/restoration_quality.csv", caption="../report/restoration_quality.rst",
+                   category="Sweeps", labels={"table": "restoration_quality"}),
+        md="results/tables/restoration_quality.md",
+        figure=report("results/figures/sweeps/restoration_examples.png",
+                      caption="../report/restoration_examples.rst", category="Sweeps",
+                      labels={"figure": "restoration_examples"}),
+        figure_pdf="results/figures/sweeps/restoration_examples.pdf",
+    params:
+        datasets=SWEEP_DATASETS,
+        specs=[simulation_spec(d) for d in SWEEP_DATASETS],
+        frames=sweep_frames(),
+        truth_kinds=[truth_kinds(d) for d in SWEEP_DATASETS],
+        restorations=RESTORE_QUALITY,
+        settings=RESTORATION,
+        report=config["sweep_report"],
+    log:
+        "results/logs/sweeps/restoration_quality.log",
+    benchmark:
+        "results/benchmarks/sweeps/restoration_quality.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        "../../envs/infer.yaml"
+    script:
+        "../scripts/restoration_quality.py"

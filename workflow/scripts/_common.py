@@ -26,16 +26,37 @@ def start_log(snakemake) -> logging.Logger:
 
 
 def load_method(method: str, params: dict, threads: int) -> None:
-    """Import a method's optional packages and load a learned method's model before any timed call,
-    with torch limited to the rule's threads."""
-    from atomloc.locate.nets import ARCHITECTURES
-    from atomloc.locate.registry import get_method
+    """Import a method's optional packages and load a learned method's model (and, for
+    ``method@restoration``, the shipped restorer weights) before any timed call, with torch limited to
+    the rule's threads."""
+    from atomloc.locate.nets import ARCHITECTURES, RESTORATION_TARGETS, RESTORER
+    from atomloc.locate.registry import get_method, get_restorations, split_method
 
+    base, chain = split_method(method)
     get_method(method).load()
-    if method in ARCHITECTURES:
+    restorers = [s.name for s in get_restorations(chain) if s.name in RESTORATION_TARGETS] if chain else []
+    if base in ARCHITECTURES or restorers:
         import torch
 
-        from atomloc.locate.learned import load_model
+        from atomloc.locate.learned import load_model, shipped_model
 
         torch.set_num_threads(threads)
-        load_model(params.get("model", "auto"), method)
+        if base in ARCHITECTURES:
+            load_model(params.get("model", "auto"), base)
+        for name in restorers:  # the shipped restorer weights of method@restoration
+            load_model(shipped_model(name), RESTORER)
+
+
+def release_commit(scriptdir) -> dict:
+    """``commit`` (git HEAD of the repository holding ``scriptdir``) and ``uncommitted_changes`` (the code,
+    not the shipped models, differs from it); ``"unknown"`` / None outside a git checkout."""
+    import subprocess
+
+    try:
+        git = {"capture_output": True, "text": True, "check": True, "cwd": Path(scriptdir).parents[1]}
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "atomloc",
+                                     "workflow", ":(exclude)atomloc/models"], **git).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", None
+    return {"commit": commit, "uncommitted_changes": dirty}

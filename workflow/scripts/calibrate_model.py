@@ -1,8 +1,6 @@
-from _common import start_log
+from _common import release_commit, start_log
 
 import json
-import subprocess
-from pathlib import Path
 
 import torch
 
@@ -19,19 +17,11 @@ spec = TrainSpec.from_mapping(meta["training"]["spec"], name=f"release.models.{s
 validation = read_library(snakemake.input.validation)
 point = calibrate_operating_point(model, library_set(validation, spec), spec)
 log.info("operating point %s", {k: v for k, v in point.items() if k not in ("grid", "f1")})
-try:
-    git = {"capture_output": True, "text": True, "check": True, "cwd": Path(snakemake.scriptdir).parents[1]}  # the repository
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip()
-    # uncommitted changes to the code (not to the outputs being made) at the time of the release
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "atomloc",
-                                 "workflow", ":(exclude)atomloc/models"], **git).stdout.strip())
-except (OSError, subprocess.CalledProcessError):
-    commit, dirty = "unknown", None
 meta.pop("architecture")
 # the training library's settings (its spacing band is what inference resamples into)
 meta["library"] = json.loads(read_library(snakemake.input.library)["attrs"]["spec"])
 # the shipped weights meet data foreign to their library: their detections are gated by the noise
 inference = {"spacing_px": float(snakemake.params.inference_spacing_px), "noise_gate": True}
 meta.update({"operating_point": point, "inference": inference, "validation_library": json.loads(validation["attrs"]["spec"]),
-             "commit": commit, "uncommitted_changes": dirty, "made_by": "snakemake --configfile workflow/configs/release.yaml --cores 2 release"})
+             **release_commit(snakemake.scriptdir), "made_by": "snakemake --configfile workflow/configs/release.yaml --cores 2 release"})
 save_checkpoint(snakemake.output.model, model, snakemake.wildcards.model, meta)

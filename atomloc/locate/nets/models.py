@@ -6,6 +6,9 @@
 * ``atomid``: the same U-Net plus AtomID-net's global-spacing branch (global
   average of the bottleneck features -> two linear layers -> spacing in pixels),
   trained with ``L = 1/(2N) sum_i (lambda ||f(X_i) - Y_i||^2 + (g(X_i) - s_i)^2)``.
+* ``restorer``: the same U-Net with a linear residual head (output = input +
+  1x1 conv of the last features; DnCNN's residual learning), trained with the
+  mean squared error against a restoration target in the input's normalised units.
 
 Images enter the networks normalised by :func:`normalise_input` (0.5th and
 99.5th percentiles to 0 and 1), so the counts scale of a detector does not
@@ -29,7 +32,7 @@ from torch.nn import functional as F
 
 from atomloc.core.errors import AtomlocInputError
 from atomloc.io.files import atomic_path
-from atomloc.locate.nets import ARCHITECTURES, ATOMID
+from atomloc.locate.nets import ATOMID, NETWORKS, RESTORER
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -43,11 +46,17 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def input_scaling(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> tuple[float, float]:
+    """``(lo, scale)`` of :func:`normalise_input`: the network sees ``(image - lo) / scale``."""
+    lo, hi = np.percentile(np.asarray(image, dtype=np.float32), [low_pct, high_pct])
+    return float(lo), max(float(hi - lo), 1e-12)
+
+
 def normalise_input(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
     """Scale an image so its ``low_pct`` and ``high_pct`` percentiles map to 0 and 1 (float32)."""
     image = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(image, [low_pct, high_pct])
-    return ((image - lo) / max(float(hi - lo), 1e-12)).astype(np.float32)
+    lo, scale = input_scaling(image, low_pct, high_pct)
+    return ((image - lo) / scale).astype(np.float32)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -68,11 +77,16 @@ class UNet(nn.Module):
         Number of 2x2 max-pool steps; inputs are padded to a multiple of 2**depth.
     spacing_branch : bool
         Add AtomID-net's branch regressing the mean nearest-neighbour spacing (pixels).
+    residual : bool
+        Linear residual head (restoration: input + 1x1 conv of the features)
+        instead of the sigmoid map; the weights are the same either way.
     """
 
-    def __init__(self, base_channels: int = 8, depth: int = 3, spacing_branch: bool = False):
+    def __init__(self, base_channels: int = 8, depth: int = 3, spacing_branch: bool = False,
+                 residual: bool = False):
         super().__init__()
         self.depth = depth
+        self.residual = residual
         chans = [base_channels * 2 ** k for k in range(depth + 1)]
         self.down = nn.ModuleList([_block(1, chans[0])] + [_block(chans[k - 1], chans[k]) for k in range(1, depth)])
         self.bottleneck = _block(chans[depth - 1], chans[depth])
@@ -83,7 +97,9 @@ class UNet(nn.Module):
                         if spacing_branch else None)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map (N, 1, H, W) in [0, 1] after sigmoid, and the bottleneck features (N, C, H/2**d, W/2**d)."""
+        """Map (N, 1, H, W) in [0, 1] after sigmoid (restorer: the restored input), and the bottleneck
+        features (N, C, H/2**d, W/2**d)."""
+        inp = x
         skips = []
         for block in self.down:
             x = block(x)
@@ -94,6 +110,8 @@ class UNet(nn.Module):
         for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
             x = up(F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False))
             x = dec(torch.cat([x, skip], dim=1))
+        if self.residual:
+            return inp + self.head(x), bottom
         return torch.sigmoid(self.head(x)), bottom
 
     def spacing_from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -110,10 +128,11 @@ class UNet(nn.Module):
 
 
 def build_model(architecture: str, base_channels: int = 8, depth: int = 3) -> UNet:
-    """A fresh model of ``architecture`` (one of :data:`ARCHITECTURES`)."""
-    if architecture not in ARCHITECTURES:
-        raise AtomlocInputError(f"architecture {architecture!r} unknown; expected one of {ARCHITECTURES}")
-    return UNet(base_channels=base_channels, depth=depth, spacing_branch=architecture == ATOMID)
+    """A fresh model of ``architecture`` (one of :data:`atomloc.locate.nets.NETWORKS`)."""
+    if architecture not in NETWORKS:
+        raise AtomlocInputError(f"architecture {architecture!r} unknown; expected one of {NETWORKS}")
+    return UNet(base_channels=base_channels, depth=depth, spacing_branch=architecture == ATOMID,
+                residual=architecture == RESTORER)
 
 
 def chi_square_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -223,8 +242,8 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     arch = meta.get("architecture")
     if not isinstance(arch, dict):
         raise bad("no 'architecture' object (name, base_channels, depth)")
-    if arch.get("name") not in ARCHITECTURES:
-        raise bad(f"architecture.name={arch.get('name')!r}, expected one of {', '.join(ARCHITECTURES)}")
+    if arch.get("name") not in NETWORKS:
+        raise bad(f"architecture.name={arch.get('name')!r}, expected one of {', '.join(NETWORKS)}")
     for key in ("base_channels", "depth"):
         value = arch.get(key)
         if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024):
@@ -278,7 +297,7 @@ def load_checkpoint(path: str | os.PathLike, architecture: str, device: str | to
     path : path-like
         The ``.pt`` file; its JSON sidecar (:func:`sidecar_path`) lies beside it.
     architecture : str
-        The architecture asked for (one of :data:`ARCHITECTURES`).
+        The architecture asked for (one of :data:`atomloc.locate.nets.NETWORKS`).
     device : str or torch.device, optional
         Where the model goes (:func:`pick_device`).
 
@@ -362,7 +381,9 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
     Returns
     -------
     maps : ndarray of float32, shape (n, H, W)
-        Sigmoid output (confidence or segmentation map) on the input grid.
+        Sigmoid output (confidence or segmentation map) on the input grid; for a
+        ``restorer``, the restored image in the normalised units of
+        :func:`normalise_input` (:func:`input_scaling` maps it back).
     spacing_px : ndarray, shape (n,), or None
         Predicted mean nearest-neighbour spacing, pixels (``atomid`` only).
     """
