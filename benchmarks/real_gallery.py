@@ -2,6 +2,7 @@
 
     python benchmarks/real_gallery.py                                  # ../shared/real/atomidnet_demo, classical
     python benchmarks/real_gallery.py --images DIR --methods gaussfit log --out results/real_gallery
+    python benchmarks/real_gallery.py --methods gaussfit gaussfit@denoise_bg gaussfit@bm3d --out results/real_gallery_restored
 
 For each image the column spacing is estimated once (``estimate_spacing``) and
 each method runs as ``atomloc locate IMAGE --method M`` would.  The table gives
@@ -9,7 +10,8 @@ per image and method the number of detections and the sanity figure of
 :func:`atomloc.analysis.metrics.spacing_sanity`: the fraction of detections
 whose nearest-neighbour distance lies within +-30 % of the spacing (no labels
 needed).  One figure per image (``<out>/<image>.png``) overlays every method's
-detections on a crop of ``--crop`` pixels.
+detections on a crop of ``--crop`` pixels; a restore-then-locate method (``M@R``) is
+drawn on the restored image (what ``atomloc restore IMAGE --model R`` writes).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from atomloc.analysis.metrics import spacing_sanity  # noqa: E402
 from atomloc.core.errors import AtomlocInputError  # noqa: E402
 from atomloc.io.images import read_image  # noqa: E402
-from atomloc.locate import locate  # noqa: E402
-from atomloc.locate.registry import get_method  # noqa: E402
+from atomloc.locate import locate, restore  # noqa: E402
+from atomloc.locate.registry import get_method, split_method  # noqa: E402
 from atomloc.locate.spacing import estimate_spacing  # noqa: E402
 from atomloc.plotting import plot_detection_panels  # noqa: E402
 
@@ -61,7 +63,9 @@ def gallery(images: list[Path], methods: list[str], out: Path | None, crop_px: i
                          "within_30pct": round(spacing_sanity(xy, spacing), 3),
                          "seconds": round(time.perf_counter() - t0, 2)})
             inside = (xy[:, 0] < crop_px - 0.5) & (xy[:, 1] < crop_px - 0.5)
-            panels.append({"image": image[:crop_px, :crop_px], "pred_xy": xy[inside],
+            chain = split_method(method)[1]
+            shown = image if chain is None else restore(image, chain, spacing, name=str(path))
+            panels.append({"image": shown[:crop_px, :crop_px], "pred_xy": xy[inside],
                            "title": f"{method}: {len(found)} columns, {rows[-1]['within_30pct']:.2f} within 30 %"})
         if out is not None and panels:
             out.mkdir(parents=True, exist_ok=True)

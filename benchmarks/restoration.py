@@ -106,7 +106,7 @@ def quality(structures, doses, seeds, restorations, weights, n_boot=1000) -> tup
         ssim = bootstrap_mean_ci(part["ssim"], n_boot=n_boot)
         summary.append({"restoration": name, "truth": kind, "dose_e_per_A2": dose, "n_images": len(part),
                         "psnr_db": interval_text(*psnr, 2), "ssim": interval_text(*ssim, 3),
-                        "psnr_mean": psnr[0], "seconds_per_frame": part["seconds"].mean()})
+                        "psnr_mean": psnr[0], "seconds_per_frame": part["time_s"].mean()})
     summary = pd.DataFrame(summary)
     margins = []
     ours = rows[rows["restoration"] == "denoise_bg"].set_index(["material", "frame"])

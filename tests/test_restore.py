@@ -171,3 +171,18 @@ def test_cli_restore_writes_an_image(tmp_path):
     assert main(["restore", str(path), "--model", "nope", "--out", str(tmp_path / "x.tif")]) == 2
     assert main(["restore", str(path), "--model", "tv", "--out", str(tmp_path / "x.png")]) == 2
     assert not (tmp_path / "x.tif").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_locate_series_gives_a_frame_without_a_lattice_the_series_spacing():
+    from atomloc.analysis.metrics import score_detections
+    from atomloc.locate import locate_series
+
+    clean, _, xy = _lattice(peak=200.0, background=20.0)
+    rng = np.random.default_rng(8)
+    frames = np.stack([rng.poisson(clean), rng.poisson(clean), rng.poisson(np.full_like(clean, 20.0))]).astype(float)
+    positions, seconds = locate_series(frames, "gaussfit@tv")
+    assert len(seconds) == 3
+    for k in (0, 1):
+        found = positions[positions.frame == k][["x", "y"]].to_numpy()
+        assert score_detections(found, xy, clean.shape).f1 > 0.95
+    assert (positions.frame == 2).sum() <= 1  # the flat frame (92 lattice cells): at most one false alarm

@@ -164,7 +164,8 @@ def test_tiny_tables(tiny_run):
 def test_tiny_sweep_tables_and_figures(tiny_run):
     tables = tiny_run / "results" / "tables"
     config = yaml.safe_load((tiny_run / TINY).read_text())
-    methods = sorted(config["methods"])
+    restored = sorted(config["restoration"]["locate"])
+    methods = sorted(set(config["methods"]) | set(restored))
     curves = pd.read_csv(tables / "sweep_curves.csv")
     assert set(curves.axis) == {"dose", "defocus", "spacing"} and sorted(set(curves.method)) == methods
     dose = curves[curves.axis == "dose"]
@@ -191,6 +192,27 @@ def test_tiny_sweep_tables_and_figures(tiny_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     positions = tiny_run / "results" / "sweeps" / "positions" / "gaussfit"
     assert sorted(p.name for p in positions.glob("*.csv")) == ["sweep_tiny_20pm.csv", "sweep_tiny_30pm.csv"]
+
+
+def test_tiny_restoration_tables_and_figure(tiny_run):
+    tables = tiny_run / "results" / "tables"
+    config = yaml.safe_load((tiny_run / TINY).read_text())
+    effect = pd.read_csv(tables / "restore_then_locate.csv")
+    # each method@restoration against its own method, in focus at each sweep dose, paired over the two seeds
+    assert sorted(set(effect.method)) == sorted(config["restoration"]["locate"])
+    assert set(effect.dose_e_per_A2) == {3000.0, 100000.0} and (effect.n_images == 2).all()
+    assert set(effect.helps_f1) <= {"yes", "no", "tie"}
+    assert ((effect.d_f1_lo <= effect.d_f1_mean + 1e-12) & (effect.d_f1_mean <= effect.d_f1_hi + 1e-12)).all()
+    quality = pd.read_csv(tables / "restoration_quality.csv")
+    assert set(quality.restoration) == {"none", "denoise_bg", "tv+bg"}
+    assert set(quality[quality.restoration != "none"].truth) == {"no_background"}
+    # TV + background removal comes closer to the columns alone than the raw frame at each dose
+    for dose in (3000.0, 100000.0):
+        at = quality[(quality.dose_e_per_A2 == dose) & (quality.truth == "no_background")].set_index("restoration")
+        assert at.loc["tv+bg", "psnr_db_mean"] > at.loc["none", "psnr_db_mean"], at
+    assert "PSNR (dB)" in (tables / "restoration_quality.md").read_text()
+    png = tiny_run / "results" / "figures" / "sweeps" / "restoration_examples.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_gathers_every_figure_and_table(tiny_run):
@@ -418,6 +440,10 @@ BAD_CONFIGS = [
      "sweeps[tiny].defocus_nm: must contain 0 (the in-focus dose sweep)", None),
     ("sweep_unknown_method", lambda c: c.update(sweep_report={"methods": ["gausfit"]}),
      "sweep_report.methods: gausfit not under methods:", None),
+    ("restore_unknown", lambda c: c["restoration"].update(locate=["gaussfit@tv+nope"]),
+     "restoration.locate: restoration 'tv+nope': 'nope' not registered", None),
+    ("restore_unknown_method", lambda c: c["restoration"].update(locate=["gausfit@tv"]),
+     "restoration.locate: 'gausfit@tv' must be <method>@<restoration> with the method under methods:", None),
 ]
 
 

@@ -80,7 +80,7 @@ def restoration_quality(frames: np.ndarray, clean: np.ndarray, no_background: np
     -------
     DataFrame
         One row per frame and restoration (``none``: the raw frame against both
-        truths): ``frame, restoration, truth, psnr_db, ssim, seconds``.
+        truths): ``frame, restoration, truth, psnr_db, ssim, time_s`` (seconds of the restoration).
     """
     import time
 
@@ -88,14 +88,14 @@ def restoration_quality(frames: np.ndarray, clean: np.ndarray, no_background: np
     for k, frame in enumerate(frames):
         truths = {"no_noise": clean[k], "no_background": no_background[k]}
         for kind, truth in truths.items():
-            rows.append({"frame": k, "restoration": RAW, "truth": kind, **image_quality(frame, truth), "seconds": 0.0})
+            rows.append({"frame": k, "restoration": RAW, "truth": kind, **image_quality(frame, truth), "time_s": 0.0})
         for name in restorations:
             t0 = time.perf_counter()
             out = restore(frame, name, spacing_px)
             seconds = time.perf_counter() - t0
             kind = truth_kind(name)
             rows.append({"frame": k, "restoration": name, "truth": kind, **image_quality(out, truths[kind]),
-                         "seconds": seconds})
+                         "time_s": seconds})
     return pd.DataFrame(rows)
 
 
@@ -153,7 +153,7 @@ def quality_table(rows: pd.DataFrame, *, by: Sequence[str] = ("restoration", "tr
     -------
     DataFrame
         The ``by`` columns, ``n_images``, ``psnr_db_mean, _lo, _hi``, ``ssim_mean, _lo, _hi``
-        and ``seconds_per_frame``.
+        and ``time_s_per_frame`` (seconds).
     """
     out = []
     for k, (group, part) in enumerate(rows.groupby(list(by), sort=True)):
@@ -161,6 +161,6 @@ def quality_table(rows: pd.DataFrame, *, by: Sequence[str] = ("restoration", "tr
         for j, m in enumerate(("psnr_db", "ssim")):
             mean, lo, hi = bootstrap_mean_ci(part[m], n_boot=n_boot, level=level, seed=seed + 2 * k + j)
             row.update({f"{m}_mean": mean, f"{m}_lo": lo, f"{m}_hi": hi})
-        row["seconds_per_frame"] = float(part["seconds"].mean())
+        row["time_s_per_frame"] = float(part["time_s"].mean())
         out.append(row)
     return pd.DataFrame(out)

@@ -257,7 +257,7 @@ def available_methods() -> list[str]:
 
 
 def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, name: str = "image",
-           columns: str = "all", **params) -> pd.DataFrame:
+           columns: str = "all", restore_spacing_px: float | None = None, **params) -> pd.DataFrame:
     """Locate atom columns in ``image`` with a registered method.
 
     Parameters
@@ -278,6 +278,11 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     columns : {"all", "heavy"}
         Return every column found, or only the brightest sublattice
         (:func:`atomloc.locate.columns.keep_columns`).
+    restore_spacing_px : float, optional
+        For ``"<method>@<restoration>"``: the column spacing (pixels) the
+        restoration and its gate work at, where ``spacing_px`` is not given
+        (default: estimated from the image); a method that finds its own
+        spacing (the learned ones) still does.
     **params
         Method parameters overriding the defaults; ``"auto"`` values are derived
         from the estimated spacing.
@@ -307,17 +312,22 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     image = validate_image(image, name)
     if pixel_size_pm is not None and not (pixel_size_pm > 0 and math.isfinite(pixel_size_pm)):
         raise AtomlocInputError(f"{name}: pixel_size_pm must be a finite number > 0 (got {pixel_size_pm})")
-    if resolved["spacing_px"] == AUTO and (m.needs_spacing or steps):
-        resolved["spacing_px"] = estimate_spacing(image, name=name)
+    restore_spacing = None
+    if steps:
+        restore_spacing = float(resolved["spacing_px"] if resolved["spacing_px"] != AUTO else
+                                restore_spacing_px if restore_spacing_px is not None else
+                                estimate_spacing(image, name=name))
+    if resolved["spacing_px"] == AUTO and m.needs_spacing:
+        resolved["spacing_px"] = restore_spacing or estimate_spacing(image, name=name)
     work = image
     for step in steps:
-        work = validate_image(step.func(work, float(resolved["spacing_px"])), f"{name} restored by {step.name}")
+        work = validate_image(step.func(work, restore_spacing), f"{name} restored by {step.name}")
     if tiles.needs_tiles(work.shape):
         out = _locate_tiled(m, work, resolved, name)
     else:
         out = m.func(work, **resolved).reset_index(drop=True)
     if steps:
-        out = steps[-1].gate(image, out, float(resolved["spacing_px"])).reset_index(drop=True)
+        out = steps[-1].gate(image, out, restore_spacing).reset_index(drop=True)
     spacing = resolved["spacing_px"]
     if spacing == AUTO:  # a method that finds its own scale: the spacing of what it found
         spacing = nearest_neighbour_spacing(out[["x", "y"]].to_numpy()) if len(out) > 1 else 1.0
@@ -397,14 +407,17 @@ def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None =
     from atomloc.locate.spacing import estimate_spacing
 
     m = get_method(method)
-    estimate = m.needs_spacing and params.get("spacing_px", AUTO) == AUTO
+    restored = split_method(method)[1] is not None
+    estimate = (m.needs_spacing or restored) and params.get("spacing_px", AUTO) == AUTO
+    # the spacing goes to the method where it needs one, else (method@restoration) to the restoration only
+    key = "spacing_px" if m.needs_spacing else "restore_spacing_px"
     tables, seconds, spacing, failed = {}, {}, {}, {}
     for k, image in enumerate(frames):
         t0 = time.perf_counter()
         frame_params = dict(params)
         if estimate:
             try:
-                frame_params["spacing_px"] = spacing[k] = estimate_spacing(image, name=f"{name}[frame {k}]")
+                frame_params[key] = spacing[k] = estimate_spacing(image, name=f"{name}[frame {k}]")
             except AtomlocInputError as exc:
                 failed[k], seconds[k] = exc, time.perf_counter() - t0
                 continue
@@ -418,7 +431,7 @@ def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None =
     for k in failed:
         t0 = time.perf_counter()
         tables[k] = locate(frames[k], method, pixel_size_pm=pixel_size_pm, name=f"{name}[frame {k}]",
-                           columns=columns, **{**params, "spacing_px": float(np.median(list(spacing.values())))})
+                           columns=columns, **{**params, key: float(np.median(list(spacing.values())))})
         seconds[k] += time.perf_counter() - t0
     for k in tables:
         tables[k].insert(0, "frame", k)

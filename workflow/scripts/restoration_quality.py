@@ -53,7 +53,7 @@ md = summary[["material", "restoration", "truth", "dose_e_per_A2", "n_images"]].
 md["PSNR (dB)"] = [interval_text(a, b, c, 2) for a, b, c in zip(summary.psnr_db_mean, summary.psnr_db_lo,
                                                                summary.psnr_db_hi)]
 md["SSIM"] = [interval_text(a, b, c, 3) for a, b, c in zip(summary.ssim_mean, summary.ssim_lo, summary.ssim_hi)]
-md["s / frame"] = summary["seconds_per_frame"].map(lambda v: f"{v:.2f}")
+md["s / frame"] = summary["time_s_per_frame"].map(lambda v: f"{v:.2f}")
 write_table(out.csv, out.md, summary, "Restoration quality: PSNR and SSIM against the noise-free truth, in focus",
             [f"In-focus frames of each sweep's nominal pixel size (seeds of each dose); restorations: "
              f"{', '.join(restorations)}; {RAW}: the raw frame.",
