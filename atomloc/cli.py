@@ -82,17 +82,31 @@ def _cmd_restore(args) -> int:
     from atomloc.io.images import read_image, write_image
     from atomloc.locate import restore
 
+    from atomloc.locate.registry import available_restorations, get_restorations
+
+    # --model names a restoration (denoise_bg, bm3d+bg) or, as for `atomloc locate`, a checkpoint file
+    restoration, weights = args.restoration, "auto"
+    if args.model is not None:
+        names = args.model.split("+")
+        if all(n in available_restorations() for n in names):
+            if args.restoration is not None and args.restoration != args.model:
+                raise AtomlocInputError(f"--model {args.model} and --restoration {args.restoration}: name one")
+            restoration = args.model
+        else:
+            weights = args.model
+    restoration = restoration or "denoise_bg"
+    get_restorations(restoration)  # checked before any work
     frame = _parse_frame(args.frame)
     if frame == "all":
         raise AtomlocInputError("--frame all: restore one frame at a time (--frame K)")
     check_writable(args.out)
     image = read_image(args.image, frame=frame)
     t0 = time.perf_counter()
-    restored = restore(image, args.model, args.spacing_px if args.spacing_px is not None else "auto",
-                       model=args.weights if args.weights is not None else "auto", name=str(args.image))
+    restored = restore(image, restoration, args.spacing_px if args.spacing_px is not None else "auto",
+                       model=weights, name=str(args.image))
     elapsed = time.perf_counter() - t0
     write_image(args.out, restored)
-    print(f"{args.image}: restored by {args.model} in {elapsed:.2f} s -> {args.out}", file=sys.stderr)
+    print(f"{args.image}: restored by {restoration} in {elapsed:.2f} s -> {args.out}", file=sys.stderr)
     return 0
 
 
@@ -109,7 +123,7 @@ def _cmd_methods(args) -> int:
     print('\n"auto" values are derived from the estimated nearest-neighbour column spacing.')
     from atomloc.locate.registry import available_restorations, get_restorations
 
-    print("\nrestorations (atomloc restore IMAGE --model NAME; locate with --method METHOD@NAME; chain with +):")
+    print("\nrestorations (atomloc restore IMAGE --restoration NAME; locate with --method METHOD@NAME; chain with +):")
     for name in available_restorations():
         print(f"{name}: {get_restorations(name)[0].description}")
     return 0
@@ -141,11 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("restore", help="restore one image (denoise, remove the background, deblur) and write it")
     r.add_argument("image", help="image file (as for locate)")
-    r.add_argument("--model", default="denoise_bg",
-                   help="restoration: denoise, denoise_bg, superres (U-Nets, shipped weights), nl_means, tv, wavelet, "
+    r.add_argument("--restoration", default=None,
+                   help="denoise, denoise_bg (default), superres (U-Nets, shipped weights), nl_means, tv, wavelet, "
                         "bm3d, rl, bg, or a chain such as bm3d+bg (see `atomloc methods`)")
-    r.add_argument("--weights", default=None,
-                   help="checkpoint of a restorer for the learned step (default: the weights shipped in the package)")
+    r.add_argument("--model", default=None,
+                   help="a restoration name (as --restoration), or the checkpoint of a restorer for the learned step "
+                        "(default: the weights shipped in the package)")
     r.add_argument("--frame", default=None, metavar="K", help="frame of a stack, counted from 0")
     r.add_argument("--spacing-px", type=float, default=None,
                    help="nearest-neighbour column spacing in pixels (default: estimated from the image)")

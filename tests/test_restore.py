@@ -72,8 +72,15 @@ def test_restoration_quality_scores_each_restoration_against_its_own_truth():
     assert set(zip(rows.restoration, rows.truth)) == {("none", "no_noise"), ("none", "no_background"),
                                                       ("tv", "no_noise"), ("tv+bg", "no_background")}
     assert truth_kind("bm3d+bg") == "no_background" and truth_kind("denoise") == "no_noise"
-    table = quality_table(rows, by=("restoration", "truth"))
+    table = quality_table(rows, by=("restoration", "truth")).set_index(["restoration", "truth"])
     assert (table["n_images"] == 2).all() and (table["psnr_db_lo"] <= table["psnr_db_mean"]).all()
+    # each restoration beats the raw frame against its own truth
+    assert table.loc[("tv", "no_noise"), "psnr_db_mean"] > table.loc[("none", "no_noise"), "psnr_db_mean"] + 2
+    assert table.loc[("tv+bg", "no_background"), "psnr_db_mean"] > \
+        table.loc[("none", "no_background"), "psnr_db_mean"] + 2
+    with pytest.raises(AtomlocInputError, match="sharpens"):
+        truth_kind("tv+superres")
+    assert truth_kind("bg+tv") == "no_background"
     # the background-free truth of a simulated frame: expected counts minus dose x px^2 x background fraction
     # (1000 e/Å² x 0.04 Å² x 0.005 = 0.2)
     np.testing.assert_allclose(background_free_truth(np.full((2, 2), 10.0), 1000.0, 20.0, 0.005), 9.8)
@@ -168,7 +175,11 @@ def test_cli_restore_writes_an_image(tmp_path):
     assert main(["restore", str(path), "--model", "tv+bg", "--spacing-px", "10", "--out", str(out)]) == 0
     restored = tifffile.imread(out)
     assert restored.shape == clean.shape and restored.dtype == np.float32
-    assert main(["restore", str(path), "--model", "nope", "--out", str(tmp_path / "x.tif")]) == 2
+    assert main(["restore", str(path), "--restoration", "tv+bg", "--spacing-px", "10", "--out", str(out)]) == 0
+    np.testing.assert_array_equal(tifffile.imread(out), restored)
+    assert main(["restore", str(path), "--restoration", "nope", "--out", str(tmp_path / "x.tif")]) == 2
+    # a --model that names no restoration is a checkpoint file, which must exist
+    assert main(["restore", str(path), "--model", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.tif")]) == 2
     assert main(["restore", str(path), "--model", "tv", "--out", str(tmp_path / "x.png")]) == 2
     assert not (tmp_path / "x.tif").exists() and not (tmp_path / "x.png").exists()
 
@@ -186,3 +197,39 @@ def test_locate_series_gives_a_frame_without_a_lattice_the_series_spacing():
         found = positions[positions.frame == k][["x", "y"]].to_numpy()
         assert score_detections(found, xy, clean.shape).f1 > 0.95
     assert (positions.frame == 2).sum() <= 1  # the flat frame (92 lattice cells): at most one false alarm
+
+
+@pytest.mark.parametrize("name,shift", [("denoise", True), ("denoise_bg", False)])
+@pytest.mark.parametrize("spacing", [10.0, 40.0])
+def test_learned_restore_maps_the_network_units_back_to_the_image(tmp_path, name, shift, spacing):
+    """An identity restorer (a zero head: output = input) returns the image itself for denoise and the
+    image minus its low percentile for the background-free targets, with and without band resampling."""
+    import torch
+
+    from atomloc.locate.nets import RESTORER
+    from atomloc.locate.nets.models import build_model, input_scaling, save_checkpoint
+    from atomloc.locate.restore import learned_restore
+
+    net = build_model(RESTORER, 4, 2)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+    path = tmp_path / f"{name}.pt"
+    save_checkpoint(path, net, RESTORER, {"restoration": name, "library": {"spacing_px_range": [5.0, 16.0]}})
+    clean, _, _ = _lattice(n=128, peak=200.0, background=40.0)
+    image = np.random.default_rng(9).poisson(clean).astype(np.float64)
+    out = learned_restore(image, name, spacing, model=str(path))
+    if spacing == 10.0:  # inside the band: no resampling, exact
+        lo, _ = input_scaling(image)
+        np.testing.assert_allclose(out, image if shift else image - lo, rtol=1e-5, atol=1e-3)
+    else:  # resampled into the band (x 0.32) and back: the image blurred, in the same units
+        from atomloc.core.image import resample
+        from atomloc.locate.learned import band_factor
+
+        scaled, _ = resample(image, band_factor(spacing, (5.0, 16.0)))
+        lo, _ = input_scaling(scaled)
+        assert out.shape == image.shape
+        expected = image.mean() - (0.0 if shift else lo)
+        assert abs(out.mean() - expected) < 0.02 * image.mean()
+    with pytest.raises(AtomlocInputError, match="restorer, but"):
+        learned_restore(image, "superres", spacing, model=str(path))

@@ -20,8 +20,12 @@ from atomloc.analysis.sweeps import bootstrap_mean_ci
 from atomloc.core.errors import AtomlocInputError
 from atomloc.locate.registry import CHAIN_SEP, split_method
 
-BACKGROUND_FREE = ("denoise_bg", "superres", "bg")
+BACKGROUND_FREE = ("denoise_bg", "bg")
 """Restorations whose output has no background: scored against the columns alone."""
+
+SHARPENING = ("superres", "rl")
+"""Restorations that sharpen the columns beyond the probe: no noise-free frame is their truth, so
+:func:`restoration_quality` does not score them (locating on them is scored instead)."""
 
 RAW = "none"
 """The name of the unrestored image in the tables."""
@@ -57,8 +61,20 @@ def background_free_truth(clean: np.ndarray, dose_e_per_A2: float, pixel_size_pm
 
 
 def truth_kind(restoration: str) -> str:
-    """``"no_background"`` where the chain ends in a background-free restoration, else ``"no_noise"``."""
-    return "no_background" if restoration.split(CHAIN_SEP)[-1] in BACKGROUND_FREE else "no_noise"
+    """``"no_background"`` where a step of the chain removes the background, else ``"no_noise"``.
+
+    Raises
+    ------
+    AtomlocInputError
+        For a chain with a sharpening step (:data:`SHARPENING`), which has no noise-free truth here.
+    """
+    steps = restoration.split(CHAIN_SEP)
+    sharp = [s for s in steps if s in SHARPENING]
+    if sharp:
+        raise AtomlocInputError(f"restoration {restoration!r}: {', '.join(sharp)} sharpens the columns beyond the "
+                                "probe, so no noise-free frame is its truth; score it by locating on it "
+                                "(restore-then-locate) instead")
+    return "no_background" if any(s in BACKGROUND_FREE for s in steps) else "no_noise"
 
 
 def restoration_quality(frames: np.ndarray, clean: np.ndarray, no_background: np.ndarray, spacing_px: float,
@@ -84,6 +100,7 @@ def restoration_quality(frames: np.ndarray, clean: np.ndarray, no_background: np
     """
     import time
 
+    kinds = {name: truth_kind(name) for name in restorations}  # checked before any work
     rows = []
     for k, frame in enumerate(frames):
         truths = {"no_noise": clean[k], "no_background": no_background[k]}
@@ -93,7 +110,7 @@ def restoration_quality(frames: np.ndarray, clean: np.ndarray, no_background: np
             t0 = time.perf_counter()
             out = restore(frame, name, spacing_px)
             seconds = time.perf_counter() - t0
-            kind = truth_kind(name)
+            kind = kinds[name]
             rows.append({"frame": k, "restoration": name, "truth": kind, **image_quality(out, truths[kind]),
                          "time_s": seconds})
     return pd.DataFrame(rows)

@@ -233,6 +233,13 @@ IMAGE_OUTPUT_SUFFIXES = (".tif", ".tiff", ".npy")
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a grey image as float32, atomically: ``.tif``/``.tiff`` (tifffile) or ``.npy``.
 
+    Parameters
+    ----------
+    path : path-like
+        The output file; its suffix picks the format (:data:`IMAGE_OUTPUT_SUFFIXES`).
+    image : ndarray, shape (H, W)
+        Any units (written as float32; rows = y, columns = x).
+
     Raises
     ------
     AtomlocInputError

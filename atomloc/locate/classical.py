@@ -417,6 +417,47 @@ def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
 
 
 
+def backed_by(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
+              neighbour_false_alarm_rate=0.1) -> pd.DataFrame:
+    """Keep detections made on another image of the same field (a restored or deconvolved one) where
+    ``image`` backs them.
+
+    The height of ``image``'s smoothed, background-subtracted map (:func:`peak_settings`
+    for the spacing) at each detection's pixel is judged by :func:`stand_out` with
+    ``image``'s own noise: the rule by which :func:`rl_gaussfit` judges the maxima of its
+    deconvolved image.  Unlike :func:`noise_filter` no local maximum is needed and nothing
+    is merged, so both columns of a resolved close pair stay where the image is bright
+    at both.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        The raw image, any units.
+    table : DataFrame
+        Detections with ``x, y`` (pixels, x = column index, pixel centres at integers).
+    spacing_px : float
+        Column spacing, pixels.
+    false_alarm_rate, neighbour_false_alarm_rate : float
+        As for :func:`find_peaks`.
+
+    Returns
+    -------
+    DataFrame
+        The rows of ``table`` that stand out, in order.
+    """
+    if len(table) == 0:
+        return table
+    image = np.asarray(image, dtype=np.float64)
+    settings = peak_settings(spacing_px)
+    h, w = image.shape
+    ij = np.column_stack([np.clip(np.rint(table["y"].to_numpy(np.float64)), 0, h - 1),
+                          np.clip(np.rint(table["x"].to_numpy(np.float64)), 0, w - 1)]).astype(np.int64)
+    heights = height_map(image, **_map_settings(settings))[ij[:, 0], ij[:, 1]]
+    keep = stand_out(ij, heights, noise_sigma(image), spacing_px, settings, false_alarm_rate,
+                     neighbour_false_alarm_rate)
+    return table[keep].reset_index(drop=True)
+
+
 PAIR_MIN_DISTANCE_SIGMA = 3.0
 """A second column of a close pair lies at least this many column sigmas from the first (resolved)."""
 PAIR_MOTIF_FRACTION = 0.2

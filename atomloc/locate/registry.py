@@ -180,15 +180,20 @@ def register(name: str, description: str, requires: tuple[str, ...] = (), extra:
 class Restoration:
     """A registered restoration: ``func(image, spacing_px) -> restored image`` (same shape, image units).
 
-    ``gate(raw image, detections, spacing_px) -> detections`` keeps what a locator
-    found on the restored image only where the raw image backs it (a restoration
-    must not create columns); ``requires``/``extra`` as for :class:`Method`.
+    ``spacing_px`` is the column spacing in pixels, or None where the image shows
+    no lattice (a restoration with ``needs_spacing`` is then refused).
+    ``gate(raw image, detections, spacing_px or None) -> detections`` keeps what a
+    locator found on the restored image only where the raw image backs it;
+    ``spacing(image, name) -> float or None`` is the rule that measures the
+    spacing where none is given; ``requires``/``extra`` as for :class:`Method`.
     """
 
     name: str
-    func: Callable[[np.ndarray, float], np.ndarray]
-    gate: Callable[[np.ndarray, pd.DataFrame, float], pd.DataFrame]
+    func: Callable[[np.ndarray, float | None], np.ndarray]
+    gate: Callable[[np.ndarray, pd.DataFrame, float | None], pd.DataFrame]
+    spacing: Callable[[np.ndarray, str], float | None]
     description: str = ""
+    needs_spacing: bool = False
     requires: tuple[str, ...] = ()
     extra: str = ""
 
@@ -206,15 +211,28 @@ _RESTORATIONS: dict[str, Restoration] = {}
 RESTORE_SEP, CHAIN_SEP = "@", "+"
 
 
-def register_restoration(name: str, description: str, gate, requires: tuple[str, ...] = (), extra: str = ""):
+def register_restoration(name: str, description: str, gate, spacing, needs_spacing: bool = False,
+                         requires: tuple[str, ...] = (), extra: str = ""):
     """Register ``func(image, spacing_px) -> image`` as restoration ``name`` (see :class:`Restoration`)."""
     def decorator(func):
         if name in _RESTORATIONS or RESTORE_SEP in name or CHAIN_SEP in name:
             raise ValueError(f"restoration {name!r} is already registered or holds {RESTORE_SEP!r}/{CHAIN_SEP!r}")
-        _RESTORATIONS[name] = Restoration(name, func, gate, description, tuple(requires), extra)
+        _RESTORATIONS[name] = Restoration(name, func, gate, spacing, description, needs_spacing, tuple(requires),
+                                          extra)
         return func
 
     return decorator
+
+
+def restoration_spacing(steps: list[Restoration], image: np.ndarray, spacing_px, name: str) -> float | None:
+    """The spacing (pixels) a chain of restorations works at: ``spacing_px`` if given, else the first
+    step's rule (None: no lattice); one line naming the image where a step needs one and none is found."""
+    spacing = float(spacing_px) if spacing_px not in (None, AUTO) else steps[0].spacing(image, name)
+    needy = [s.name for s in steps if s.needs_spacing]
+    if spacing is None and needy:
+        raise AtomlocInputError(f"{name}: restoration {', '.join(needy)} needs the column spacing and no lattice "
+                                "was found; give it (--spacing-px / spacing_px)")
+    return spacing
 
 
 def available_restorations() -> list[str]:
@@ -257,7 +275,7 @@ def available_methods() -> list[str]:
 
 
 def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, name: str = "image",
-           columns: str = "all", restore_spacing_px: float | None = None, **params) -> pd.DataFrame:
+           columns: str = "all", **params) -> pd.DataFrame:
     """Locate atom columns in ``image`` with a registered method.
 
     Parameters
@@ -267,10 +285,14 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     method : str
         Registered method name (see :func:`available_methods`), or
         ``"<method>@<restoration>"``: the method runs on the image restored by
-        the registered restoration (chain: ``a+b``, see :func:`get_restorations`),
-        at the spacing estimated on the raw image; what it finds is kept where the
-        raw image backs it (the restoration's gate), and intensities and
-        sublattices are measured on the raw image.
+        the registered restoration (chain: ``a+b``, see :func:`get_restorations`)
+        with the parameters it would have on the raw image (its spacing estimated
+        there); the restoration and its gate work at the spacing given, else at
+        the restoration's own spacing rule (the nearest-neighbour distance,
+        :func:`atomloc.locate.learned.column_spacing`; None where there is no
+        lattice); what the method finds is kept where the raw image backs it (the
+        restoration's gate), and intensities and sublattices are measured on the
+        raw image.
     pixel_size_pm : float, optional
         Pixel size in pm; recorded only (all method parameters are in pixels).
     name : str
@@ -278,11 +300,6 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     columns : {"all", "heavy"}
         Return every column found, or only the brightest sublattice
         (:func:`atomloc.locate.columns.keep_columns`).
-    restore_spacing_px : float, optional
-        For ``"<method>@<restoration>"``: the column spacing (pixels) the
-        restoration and its gate work at, where ``spacing_px`` is not given
-        (default: estimated from the image); a method that finds its own
-        spacing (the learned ones) still does.
     **params
         Method parameters overriding the defaults; ``"auto"`` values are derived
         from the estimated spacing.
@@ -312,13 +329,10 @@ def locate(image: np.ndarray, method: str, pixel_size_pm: float | None = None, n
     image = validate_image(image, name)
     if pixel_size_pm is not None and not (pixel_size_pm > 0 and math.isfinite(pixel_size_pm)):
         raise AtomlocInputError(f"{name}: pixel_size_pm must be a finite number > 0 (got {pixel_size_pm})")
-    restore_spacing = None
-    if steps:
-        restore_spacing = float(resolved["spacing_px"] if resolved["spacing_px"] != AUTO else
-                                restore_spacing_px if restore_spacing_px is not None else
-                                estimate_spacing(image, name=name))
+    # a restoration works at the spacing given, else at its own rule's (the nearest-neighbour distance)
+    restore_spacing = restoration_spacing(steps, image, resolved["spacing_px"], name) if steps else None
     if resolved["spacing_px"] == AUTO and m.needs_spacing:
-        resolved["spacing_px"] = restore_spacing or estimate_spacing(image, name=name)
+        resolved["spacing_px"] = estimate_spacing(image, name=name)
     work = image
     for step in steps:
         work = validate_image(step.func(work, restore_spacing), f"{name} restored by {step.name}")
@@ -407,17 +421,14 @@ def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None =
     from atomloc.locate.spacing import estimate_spacing
 
     m = get_method(method)
-    restored = split_method(method)[1] is not None
-    estimate = (m.needs_spacing or restored) and params.get("spacing_px", AUTO) == AUTO
-    # the spacing goes to the method where it needs one, else (method@restoration) to the restoration only
-    key = "spacing_px" if m.needs_spacing else "restore_spacing_px"
+    estimate = m.needs_spacing and params.get("spacing_px", AUTO) == AUTO
     tables, seconds, spacing, failed = {}, {}, {}, {}
     for k, image in enumerate(frames):
         t0 = time.perf_counter()
         frame_params = dict(params)
         if estimate:
             try:
-                frame_params[key] = spacing[k] = estimate_spacing(image, name=f"{name}[frame {k}]")
+                frame_params["spacing_px"] = spacing[k] = estimate_spacing(image, name=f"{name}[frame {k}]")
             except AtomlocInputError as exc:
                 failed[k], seconds[k] = exc, time.perf_counter() - t0
                 continue
@@ -431,7 +442,7 @@ def locate_series(frames: np.ndarray, method: str, pixel_size_pm: float | None =
     for k in failed:
         t0 = time.perf_counter()
         tables[k] = locate(frames[k], method, pixel_size_pm=pixel_size_pm, name=f"{name}[frame {k}]",
-                           columns=columns, **{**params, key: float(np.median(list(spacing.values())))})
+                           columns=columns, **{**params, "spacing_px": float(np.median(list(spacing.values())))})
         seconds[k] += time.perf_counter() - t0
     for k in tables:
         tables[k].insert(0, "frame", k)

@@ -24,8 +24,10 @@ Classical peers (maintained libraries; noise level from
 Every restoration is ``func(image, spacing_px) -> image`` of the same shape in
 the image's units, registered for ``"<method>@<restoration>"``
 (:func:`atomloc.locate.registry.locate`), where the raw image judges what the
-method finds on the restored one (:func:`gate_restored`): a restoration cannot
-create columns.  :func:`restore` runs one (or a ``+`` chain) on its own.
+method finds on the restored one (:func:`gate_restored`): a detection stays only
+where the raw image is as bright as the classical methods demand of a column
+(on pure noise, about 0.1 % of a lattice's cells pass).  :func:`restore` runs
+one (or a ``+`` chain) on its own.
 
 Coordinates: pixels, x = column index, pixel centres at integers.
 
@@ -48,27 +50,44 @@ import pandas as pd
 
 from atomloc.core.errors import AtomlocInputError
 from atomloc.core.image import validate_image
-from atomloc.locate.learned import AUTO, gate_by_noise, load_model, network_scale, resolve_model_path
+from atomloc.locate.learned import (AUTO, NO_LATTICE_FALSE_ALARMS, column_spacing, load_model, network_scale,
+                                    resolve_model_path)
 from atomloc.locate.nets import RESTORATION_TARGETS, RESTORER, target_shift
 from atomloc.locate.noise import noise_sigma, spacing_background
-from atomloc.locate.registry import get_restorations, register_restoration
-from atomloc.locate.spacing import estimate_spacing
+from atomloc.locate.registry import get_restorations, register_restoration, restoration_spacing
 
 LEARNED_RESTORATIONS = tuple(RESTORATION_TARGETS)
 """The learned restorations (``denoise``, ``denoise_bg``, ``superres``)."""
 
 
-def gate_restored(raw: np.ndarray, found: pd.DataFrame, spacing_px: float) -> pd.DataFrame:
+def gate_restored(raw: np.ndarray, found: pd.DataFrame, spacing_px: float | None) -> pd.DataFrame:
     """Keep detections made on a restored image where the raw image backs them.
 
-    The noise gate of the learned locators (:func:`atomloc.locate.learned.gate_by_noise`)
-    at the spacing measured on the raw image: a detection must sit on a local
-    maximum of the smoothed, background-subtracted raw image that stands out of
-    the raw image's noise at the classical methods' false-alarm rate.  A
-    restoration sharpens and smooths, so its own noise level (tiny) would let
-    hallucinated texture through any threshold set in units of it.
+    :func:`atomloc.locate.classical.backed_by`: the height of the raw image's
+    smoothed, background-subtracted map at each detection must stand out of the
+    raw image's noise by the classical methods' rule (false-alarm rate 0.001 per
+    lattice cell, 0.1 within 1.6 spacings of such a column), the rule by which
+    ``rl_gaussfit`` judges its deconvolved maxima.  A restoration smooths and
+    sharpens: its own noise level is tiny, so thresholds in units of it would let
+    hallucinated texture through.  Where the raw image shows no lattice
+    (``spacing_px`` None) the test runs at 8 px with 0.1 expected false alarms
+    per image (:data:`atomloc.locate.learned.NO_LATTICE_FALSE_ALARMS`), as the
+    learned methods' noise gate does.  Nothing is merged: both columns of a
+    resolved close pair stay where the raw image is bright at both.
     """
-    return gate_by_noise(raw, found, spacing_px, lattice=True)
+    from atomloc.locate.classical import backed_by
+
+    if spacing_px is not None:
+        return backed_by(raw, found, spacing_px)
+    nominal = 8.0
+    rate = min(0.001, NO_LATTICE_FALSE_ALARMS / (np.asarray(raw).size / nominal ** 2))
+    return backed_by(raw, found, nominal, false_alarm_rate=rate, neighbour_false_alarm_rate=rate)
+
+
+def _register(name: str, description: str, needs_spacing: bool = False, requires=(), extra: str = ""):
+    """Register a restoration with this module's gate and spacing rule (:func:`column_spacing`)."""
+    return register_restoration(name, description, gate=gate_restored, spacing=column_spacing,
+                                needs_spacing=needs_spacing, requires=requires, extra=extra)
 
 
 # --- learned ---------------------------------------------------------------------------------------
@@ -100,8 +119,9 @@ def learned_restore(image: np.ndarray, restoration: str, spacing_px=AUTO, *, mod
     image : ndarray, shape (H, W)
     restoration : str
         One of :data:`LEARNED_RESTORATIONS`.
-    spacing_px : float or "auto"
-        Column spacing, pixels (``auto``: measured where the band needs it).
+    spacing_px : float, None or "auto"
+        Column spacing, pixels (``auto``: measured where the band needs it; None:
+        no lattice, the image keeps its scale).
     model : path or "auto"
         Checkpoint of a restorer; ``auto`` = the weights shipped in the package.
     rescale : {"auto", "none"}
@@ -141,8 +161,7 @@ def _learned(name):
 
 
 for _name, _target in RESTORATION_TARGETS.items():
-    register_restoration(_name, f"U-Net restorer trained on the library's {_target} target (shipped weights)",
-                         gate=gate_restored)(_learned(_name))
+    _register(_name, f"U-Net restorer trained on the library's {_target} target (shipped weights)")(_learned(_name))
 
 
 # --- classical peers -------------------------------------------------------------------------------
@@ -152,34 +171,34 @@ def _odd(value: float, lo: int, hi: int) -> int:
     return v if v % 2 else v + 1
 
 
-@register_restoration("nl_means", "scikit-image non-local means (h = 0.8 x noise sigma, patches of spacing / 3)",
-                      gate=gate_restored)
-def nl_means(image: np.ndarray, spacing_px: float) -> np.ndarray:
+@_register("nl_means", "scikit-image non-local means (h = 0.8 x noise sigma, patches of spacing / 3)")
+def nl_means(image: np.ndarray, spacing_px: float | None) -> np.ndarray:
     """scikit-image ``denoise_nl_means``, fast mode, ``h = 0.8 sigma`` (its documented choice).
 
     Patches of ``spacing / 3`` (odd, 3-9 px) searched within ``spacing`` (5-15 px),
-    so a column's neighbours, which look alike, lie inside the search window.
+    so a column's neighbours, which look alike, lie inside the search window;
+    without a lattice (None) those of an 8 px spacing.
     """
     from skimage.restoration import denoise_nl_means
 
+    spacing_px = 8.0 if spacing_px is None else spacing_px
     sigma = noise_sigma(image)
     return denoise_nl_means(np.asarray(image, dtype=np.float64), h=0.8 * sigma, sigma=sigma, fast_mode=True,
                             patch_size=_odd(spacing_px / 3, 3, 9),
                             patch_distance=int(np.clip(round(spacing_px), 5, 15)))
 
 
-@register_restoration("tv", "scikit-image total-variation denoising (Chambolle, weight = noise sigma)",
-                      gate=gate_restored)
-def tv(image: np.ndarray, spacing_px: float) -> np.ndarray:
+@_register("tv", "scikit-image total-variation denoising (Chambolle, weight = noise sigma)")
+def tv(image: np.ndarray, spacing_px: float | None) -> np.ndarray:
     """scikit-image ``denoise_tv_chambolle`` with ``weight`` = the noise sigma (image units)."""
     from skimage.restoration import denoise_tv_chambolle
 
     return denoise_tv_chambolle(np.asarray(image, dtype=np.float64), weight=noise_sigma(image))
 
 
-@register_restoration("wavelet", "scikit-image wavelet denoising (BayesShrink, soft, noise sigma given)",
-                      gate=gate_restored, requires=("pywt",), extra="restore")
-def wavelet(image: np.ndarray, spacing_px: float) -> np.ndarray:
+@_register("wavelet", "scikit-image wavelet denoising (BayesShrink, soft, noise sigma given)", requires=("pywt",),
+           extra="restore")
+def wavelet(image: np.ndarray, spacing_px: float | None) -> np.ndarray:
     """scikit-image ``denoise_wavelet`` (BayesShrink, soft thresholds, ``sigma`` from :func:`noise_sigma`)."""
     from skimage.restoration import denoise_wavelet
 
@@ -187,9 +206,8 @@ def wavelet(image: np.ndarray, spacing_px: float) -> np.ndarray:
                            method="BayesShrink", rescale_sigma=True)
 
 
-@register_restoration("bm3d", "BM3D (the bm3d package, sigma_psd = noise sigma)", gate=gate_restored,
-                      requires=("bm3d",), extra="restore")
-def bm3d(image: np.ndarray, spacing_px: float) -> np.ndarray:
+@_register("bm3d", "BM3D (the bm3d package, sigma_psd = noise sigma)", requires=("bm3d",), extra="restore")
+def bm3d(image: np.ndarray, spacing_px: float | None) -> np.ndarray:
     """BM3D (``bm3d.bm3d``, all stages) with the white noise's sigma from :func:`noise_sigma`."""
     import bm3d as _bm3d
 
@@ -197,8 +215,8 @@ def bm3d(image: np.ndarray, spacing_px: float) -> np.ndarray:
     return np.asarray(_bm3d.bm3d(image, sigma_psd=noise_sigma(image)), dtype=np.float64)
 
 
-@register_restoration("rl", "Richardson-Lucy deblur with rl_gaussfit's Gaussian PSF (0.7 x the fitted column "
-                      "sigma, 10 iterations)", gate=gate_restored)
+@_register("rl", "Richardson-Lucy deblur with rl_gaussfit's Gaussian PSF (0.7 x the fitted column sigma, "
+           "10 iterations)", needs_spacing=True)
 def rl(image: np.ndarray, spacing_px: float) -> np.ndarray:
     """Richardson-Lucy deconvolution, the PSF and iterations of :func:`atomloc.locate.classical.rl_gaussfit`.
 
@@ -212,8 +230,7 @@ def rl(image: np.ndarray, spacing_px: float) -> np.ndarray:
     return deconvolve(np.asarray(image, dtype=np.float64), psf_sigma, 10)
 
 
-@register_restoration("bg", "background removal: the image minus the spacing-scaled local background",
-                      gate=gate_restored)
+@_register("bg", "background removal: the image minus the spacing-scaled local background", needs_spacing=True)
 def bg(image: np.ndarray, spacing_px: float) -> np.ndarray:
     """The image minus :func:`atomloc.locate.noise.spacing_background` (minimum over 2 spacings, smoothed)."""
     image = np.asarray(image, dtype=np.float64)
@@ -234,7 +251,9 @@ def restore(image: np.ndarray, restoration: str, spacing_px=AUTO, *, model=AUTO,
         A name of :func:`atomloc.locate.registry.available_restorations` or a chain
         such as ``bm3d+bg``.
     spacing_px : float or "auto"
-        Column spacing, pixels (``auto``: :func:`atomloc.locate.spacing.estimate_spacing`).
+        Column spacing, pixels (``auto``: :func:`atomloc.locate.learned.column_spacing`; where
+        the image shows no lattice, the restorations that need a spacing, ``rl`` and ``bg``,
+        are refused in one line).
     model : path or "auto"
         A restorer checkpoint for the (single) learned step; ``auto``: the shipped weights.
     device : str
@@ -255,8 +274,7 @@ def restore(image: np.ndarray, restoration: str, spacing_px=AUTO, *, model=AUTO,
     for step in steps:
         step.check_installed()
     out = validate_image(image, name)
-    spacing = estimate_spacing(out, name=name) if isinstance(spacing_px, str) and spacing_px == AUTO \
-        else float(spacing_px)
+    spacing = restoration_spacing(steps, out, spacing_px, name)
     for step in steps:
         if step.name in LEARNED_RESTORATIONS:
             out = learned_restore(out, step.name, spacing, model=model, device=device)

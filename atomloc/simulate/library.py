@@ -36,7 +36,9 @@ same draws as the image (:func:`restoration_targets`):
   astigmatism, so the deblurred image preserves column intensities;
 * with ``upsample_labels`` each of them also on a 2x finer grid (``*_x2``,
   2H x 2W; a fine pixel k covers original coordinate ``(k - 0.5) / 2``),
-  columns rendered at that grid, the smooth background interpolated.
+  columns rendered at that grid, the smooth background interpolated: labels
+  for a 2x up-sampling model (none is trained yet; they are written with the
+  library for one).
 
 Amorphous carbon is rendered but never labelled.  Every random draw comes from
 one seed.
@@ -366,7 +368,7 @@ def column_image(n: int, xy_px: np.ndarray, weight: np.ndarray, sigma_px: float,
 
 def restoration_targets(n: int, xy_px: np.ndarray, weight: np.ndarray, sigma_px: float, jitter_px: np.ndarray,
                         effects: dict, background: np.ndarray | float, gain: float, offset: float,
-                        superres_sigma_px: float, upsample: int = 1) -> dict:
+                        superres_sigma_px: float, upsample: int = 1, columns: np.ndarray | None = None) -> dict:
     """TEMImageNet's restoration targets of one library image, in the image's units.
 
     Parameters
@@ -382,6 +384,8 @@ def restoration_targets(n: int, xy_px: np.ndarray, weight: np.ndarray, sigma_px:
         Sigma of the ``superres`` columns, original pixels.
     upsample : int
         1, or 2 for the 2x up-sampled targets (``background`` is interpolated linearly).
+    columns : ndarray, optional
+        :func:`column_image` of these arguments, where the caller has it already.
 
     Returns
     -------
@@ -392,7 +396,8 @@ def restoration_targets(n: int, xy_px: np.ndarray, weight: np.ndarray, sigma_px:
         ``gain * weight * sigma_px**2 / superres_sigma_px**2`` (the integrated
         intensity of the column kept), jitter kept, tails and astigmatism removed.
     """
-    columns = column_image(n, xy_px, weight, sigma_px, jitter_px, effects, upsample)
+    if columns is None:
+        columns = column_image(n, xy_px, weight, sigma_px, jitter_px, effects, upsample)
     if upsample > 1 and np.ndim(background):
         background = ndimage.zoom(np.asarray(background, dtype=np.float64), upsample, order=1, mode="nearest",
                                   grid_mode=True)
@@ -485,7 +490,7 @@ def render_library_image(spec: LibrarySpec, structure: str, rng: np.random.Gener
         superres_sigma_px = spec.superres_fwhm_A / px_A / FWHM_PER_SIGMA
         for s in (1, 2) if spec.upsample_labels else (1,):
             targets = restoration_targets(n, xy_px, weight, sigma_px, jitter, effects, background, gain, offset,
-                                          superres_sigma_px, upsample=s)
+                                          superres_sigma_px, upsample=s, columns=signal if s == 1 else None)
             restoration.update({k + (UPSAMPLED_SUFFIX if s == 2 else ""): v.astype(np.float32)
                                 for k, v in targets.items()})
     return {

@@ -122,5 +122,5 @@ def quantise_affine(image: np.ndarray, low_pct: float, high_pct: float) -> tuple
 
 def quantise(image: np.ndarray, low_pct: float, high_pct: float) -> np.ndarray:
     """8-bit export: the percentiles map to 0 and 255, values outside saturate, rounded."""
-    lo, hi = np.percentile(image, [low_pct, high_pct])
-    return np.rint(np.clip((image - lo) / max(float(hi - lo), 1e-12), 0, 1) * 255)
+    a, b = quantise_affine(image, low_pct, high_pct)
+    return np.rint(np.clip(a * image + b, 0, 255))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir)))
 
+from atomloc.analysis.restoration import truth_kind
 from atomloc.core.errors import AtomlocInputError, MissingDependencyError
 from atomloc.learn.spec import TrainSpec
 from atomloc.locate.columns import check_columns
@@ -220,7 +221,7 @@ def final_outputs():
     if SWEEPS:
         tables += [f"results/tables/{stem}.{ext}" for stem in SWEEP_TABLES for ext in ("csv", "md")]
         figures += [f"results/figures/sweeps/{name}.{ext}" for name in SWEEP_FIGURES for ext in ("png", "pdf")]
-    if SWEEPS and RESTORATION["quality"]:
+    if SWEEPS and RESTORE_QUALITY:
         tables += [f"results/tables/restoration_quality.{ext}" for ext in ("csv", "md")]
         figures += [f"results/figures/sweeps/restoration_examples.{ext}" for ext in ("png", "pdf")]
     training = [f"results/training/{dataset}.h5" for dataset in TRAIN_DATASETS]
@@ -254,30 +255,57 @@ def _restore_then_locate():
             get_method(entry)
         except AtomlocInputError as exc:
             raise AtomlocInputError(f"restoration.locate: {exc}") from None
-        if base in METHODS and not _restoration_missing(chain):
+        if base == "atomap":
+            raise AtomlocInputError(f"restoration.locate: {entry!r}: Atomap runs in its own rule and environment "
+                                    "and is not run on restored images")
+        why = None if base in METHODS else f"{base} is not installed"
+        why = why or _restoration_missing(chain)
+        if why is None:
             chosen.append(entry)
         else:
-            print(f"atomloc: skipping restoration.locate {entry}: {base} or {chain} is not installed", file=sys.stderr)
+            print(f"atomloc: skipping restoration.locate {entry}: {why}", file=sys.stderr)
     return chosen
 
 
+def restorer_weights(methods):
+    """The shipped restorer weights (and sidecars) that ``method@restoration`` entries or restoration chains
+    read: inputs of their jobs, so new weights rerun them."""
+    from atomloc.locate.learned import shipped_model
+    from atomloc.locate.nets.models import sidecar_path
+
+    names = {s for m in methods for s in (split_method(m)[1] or m).split("+") if s in RESTORATION_TARGETS}
+    return [str(p) for n in sorted(names) for p in (shipped_model(n), sidecar_path(shipped_model(n)))]
+
+
 def _restoration_missing(chain):
+    """Why a restoration chain cannot run here (a package or the shipped weights missing), else None."""
     from atomloc.locate.registry import get_restorations
 
     try:
         for step in get_restorations(chain):
             step.check_installed()
-    except MissingDependencyError:
-        return True
-    return False
+    except MissingDependencyError as exc:
+        return str(exc)
+    absent = [p for p in restorer_weights([chain]) if not Path(p).is_file()]
+    if absent:
+        return (f"no shipped weights {', '.join(absent)} (make them: snakemake --configfile "
+                "workflow/configs/release.yaml --cores 2 release)")
+    return None
 
 
 for _chain in RESTORATION["quality"]:
     try:
         get_method(f"gaussfit@{_chain}")
+        truth_kind(_chain)
     except AtomlocInputError as exc:
         raise AtomlocInputError(f"restoration.quality: {exc}") from None
-RESTORE_QUALITY = [c for c in RESTORATION["quality"] if not _restoration_missing(c)]
+RESTORE_QUALITY = []
+for _chain in RESTORATION["quality"]:
+    _why = _restoration_missing(_chain)
+    if _why is None:
+        RESTORE_QUALITY.append(_chain)
+    else:
+        print(f"atomloc: skipping restoration.quality {_chain}: {_why}", file=sys.stderr)
 RESTORE_LOCATE = _restore_then_locate()
 SWEEP_METHODS = _sweep_methods() + (RESTORE_LOCATE if SWEEPS else [])
 

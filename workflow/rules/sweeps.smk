@@ -31,6 +31,7 @@ rule sweep_locate:
         series=expand("results/series/{dataset}.h5", dataset=SWEEP_DATASETS),
         crlb="results/sweeps/crlb.csv",
         frame_crlb="results/sweeps/frame_crlb.csv",
+        weights=lambda wildcards: restorer_weights([wildcards.method]),
     output:
         metrics="results/sweeps/metrics/{method}.csv",
         positions=directory("results/sweeps/positions/{method}"),
@@ -54,6 +55,10 @@ rule sweep_locate:
 
 
 use rule sweep_locate as sweep_locate_atomap with:
+    input:
+        series=expand("results/series/{dataset}.h5", dataset=SWEEP_DATASETS),
+        crlb="results/sweeps/crlb.csv",
+        frame_crlb="results/sweeps/frame_crlb.csv",
     output:
         metrics="results/sweeps/metrics/atomap.csv",
         positions=directory("results/sweeps/positions/atomap"),
@@ -78,6 +83,7 @@ use rule sweep_locate as sweep_locate_learned with:
         series=expand("results/series/{dataset}.h5", dataset=SWEEP_DATASETS),
         crlb="results/sweeps/crlb.csv",
         frame_crlb="results/sweeps/frame_crlb.csv",
+        weights=lambda wildcards: restorer_weights([wildcards.method]),
         model=lambda wildcards: f"results/models/{split_method(wildcards.method)[0]}.pt",
     params:
         method=lambda wildcards: wildcards.method,
@@ -151,6 +157,7 @@ rule sweep_report:
 rule restoration_quality:
     input:
         series=expand("results/series/{dataset}.h5", dataset=SWEEP_DATASETS),
+        weights=restorer_weights(RESTORE_QUALITY + [f"{RESTORATION['figure_method']}@{c}" for c in RESTORE_QUALITY]),
     output:
         csv=report("results/tables/restoration_quality.csv", caption="../report/restoration_quality.rst",
                    category="Sweeps", labels={"table": "restoration_quality"}),
@@ -165,8 +172,9 @@ rule restoration_quality:
         frames=sweep_frames(),
         truth_kinds=[truth_kinds(d) for d in SWEEP_DATASETS],
         restorations=RESTORE_QUALITY,
-        settings=RESTORATION,
-        report=config["sweep_report"],
+        figure={"dose_e_per_A2": RESTORATION["figure_dose_e_per_A2"], "method": RESTORATION["figure_method"]},
+        n_boot=config["sweep_report"]["n_boot"],
+        seed=config["sweep_report"]["seed"],
     log:
         "results/logs/sweeps/restoration_quality.log",
     benchmark:

@@ -16,7 +16,7 @@ from atomloc.simulate import SeriesSpec, simulate_series
 log = start_log(snakemake)  # noqa: F821
 out, params = snakemake.output, snakemake.params
 restorations = list(params.restorations)
-settings = params.settings
+figure = params.figure
 frames = pd.DataFrame(params.frames)
 rows, figure_frame = [], None
 for path, dataset, entry, kinds in zip(snakemake.input.series, params.datasets, params.specs, params.truth_kinds):
@@ -24,11 +24,11 @@ for path, dataset, entry, kinds in zip(snakemake.input.series, params.datasets, 
     if not grid["nominal_pixel"].any():
         continue
     spec = SeriesSpec.from_mapping(entry, name=f"datasets.{dataset}")
+    if spec.ramp_fraction or spec.contamination_fraction or spec.contamination_blobs:
+        raise AtomlocInputError(f"datasets.{dataset}: the background-free truth needs no ramp and no contamination")
     series = simulate_series(spec, return_clean=True, name=dataset)
     if not np.array_equal(read_series(path).frames, series.frames):
         raise AtomlocInputError(f"{path}: its frames differ from a new simulation of its settings")
-    if spec.ramp_fraction or spec.contamination_fraction or spec.contamination_blobs:
-        raise AtomlocInputError(f"datasets.{dataset}: the background-free truth needs no ramp and no contamination")
     doses = grid["dose_e_per_A2"].to_numpy()
     focus = np.nonzero(grid["defocus_nm"].to_numpy() == 0.0)[0]
     scored = np.isin(series.truth.kind, kinds)
@@ -43,12 +43,11 @@ for path, dataset, entry, kinds in zip(snakemake.input.series, params.datasets, 
     rows.append(table)
     log.info("%s: %d in-focus frames at %.2f px spacing", dataset, len(focus), spacing)
     if figure_frame is None:  # the first sweep: its in-focus frame nearest the figure dose
-        k = focus[np.argmin(np.abs(np.log(doses[focus] / settings["figure_dose_e_per_A2"])))]
+        k = focus[np.argmin(np.abs(np.log(doses[focus] / figure["dose_e_per_A2"])))]
         figure_frame = (dataset, series.frames[k], doses[k], spacing)
 rows = pd.concat(rows, ignore_index=True)
-report = params.report
-summary = quality_table(rows, by=("material", "restoration", "truth", "dose_e_per_A2"), n_boot=report["n_boot"],
-                        seed=report["seed"])
+summary = quality_table(rows, by=("material", "restoration", "truth", "dose_e_per_A2"), n_boot=params.n_boot,
+                        seed=params.seed)
 md = summary[["material", "restoration", "truth", "dose_e_per_A2", "n_images"]].copy()
 md["PSNR (dB)"] = [interval_text(a, b, c, 2) for a, b, c in zip(summary.psnr_db_mean, summary.psnr_db_lo,
                                                                summary.psnr_db_hi)]
@@ -58,13 +57,13 @@ write_table(out.csv, out.md, summary, "Restoration quality: PSNR and SSIM agains
             [f"In-focus frames of each sweep's nominal pixel size (seeds of each dose); restorations: "
              f"{', '.join(restorations)}; {RAW}: the raw frame.",
              "truth no_noise: the expected image (denoisers); no_background: the columns alone (restorations that "
-             "remove the background: denoise_bg, superres, bg and chains ending in them). Data range: the truth's "
+             "remove the background: denoise_bg, bg and chains holding them). Data range: the truth's "
              "peak-to-peak. Intervals: 95 % percentile bootstrap over the frames.",
              "The learned restorations are the weights shipped in the package (release.yaml), not trained by this run."],
             markdown=md)
 
 dataset, image, dose, spacing = figure_frame
-method = settings["figure_method"]
+method = figure["method"]
 panels = []
 for name in [None, *restorations]:
     shown = image if name is None else restore(image, name, spacing)
