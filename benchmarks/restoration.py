@@ -41,7 +41,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atomloc.analysis.restoration import RAW, background_free_truth, restoration_quality  # noqa: E402
+from atomloc.analysis.restoration import background_free_truth, quality_table, restoration_quality  # noqa: E402
 from atomloc.analysis.strain import lattice_parameter_precision  # noqa: E402
 from atomloc.analysis.sweeps import bootstrap_mean_ci, interval_text  # noqa: E402
 from atomloc.core.errors import AtomlocInputError  # noqa: E402
@@ -100,14 +100,12 @@ def quality(structures, doses, seeds, restorations, weights, n_boot=1000) -> tup
         print(f"{material}: spacing {spacing:.1f} px, {len(series.frames)} frames in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr)
     rows = pd.concat(rows, ignore_index=True)
-    summary = []
-    for (name, kind, dose), part in rows.groupby(["restoration", "truth", "dose_e_per_A2"], sort=True):
-        psnr = bootstrap_mean_ci(part["psnr_db"], n_boot=n_boot)
-        ssim = bootstrap_mean_ci(part["ssim"], n_boot=n_boot)
-        summary.append({"restoration": name, "truth": kind, "dose_e_per_A2": dose, "n_images": len(part),
-                        "psnr_db": interval_text(*psnr, 2), "ssim": interval_text(*ssim, 3),
-                        "psnr_mean": psnr[0], "seconds_per_frame": part["time_s"].mean()})
-    summary = pd.DataFrame(summary)
+    table = quality_table(rows, n_boot=n_boot)
+    summary = table[["restoration", "truth", "dose_e_per_A2", "n_images"]].copy()
+    summary["psnr_db"] = [interval_text(a, b, c, 2) for a, b, c in zip(table.psnr_db_mean, table.psnr_db_lo,
+                                                                      table.psnr_db_hi)]
+    summary["ssim"] = [interval_text(a, b, c, 3) for a, b, c in zip(table.ssim_mean, table.ssim_lo, table.ssim_hi)]
+    summary["seconds_per_frame"] = table["time_s_per_frame"]
     margins = []
     ours = rows[rows["restoration"] == "denoise_bg"].set_index(["material", "frame"])
     for peer in ("bm3d+bg", "nl_means+bg"):
@@ -194,6 +192,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="frames per structure and dose")
     parser.add_argument("--restorations", nargs="+", default=list(RESTORATIONS))
     parser.add_argument("--frames", type=int, default=8, help="frames of the precision test")
+    parser.add_argument("--precision-methods", nargs="+", default=list(PRECISION_METHODS))
+    parser.add_argument("--precision-restorations", nargs="+", default=list(PRECISION_RESTORATIONS))
+    parser.add_argument("--noise-restorations", nargs="+", default=list(NOISE_RESTORATIONS))
     parser.add_argument("--weights", nargs="*", default=[], metavar="NAME=PATH",
                         help="restorer checkpoints instead of the shipped ones (e.g. denoise_bg=results/release/denoise_bg.pt)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the CSV tables")
@@ -204,16 +205,16 @@ def main(argv=None) -> int:
         summary, margins = quality(args.structures, args.doses, args.seeds, args.restorations, weights)
         tables["quality"], tables["margins"] = summary, margins
         print(f"\nRestoration quality on {', '.join(args.structures)} (15 pm pixels, in focus), mean [95 % interval]:")
-        print(summary.drop(columns=["psnr_mean"]).to_markdown(index=False, floatfmt=".3g"))
+        print(summary.to_markdown(index=False, floatfmt=".3g"))
         if len(margins):
             print("\nPSNR margin of denoise_bg over the peers (against the columns alone):")
             print(margins.to_markdown(index=False, floatfmt=".3g"))
     if args.part in ("noise", "all"):
-        tables["noise"] = noise(NOISE_LOCATORS, NOISE_RESTORATIONS)
+        tables["noise"] = noise(NOISE_LOCATORS, args.noise_restorations)
         print("\nDetections on images without columns (allowed: 1 % of a lattice's columns at 8 px spacing):")
         print(tables["noise"].to_markdown(index=False))
     if args.part in ("precision", "all"):
-        table, dose = precision(PRECISION_METHODS, PRECISION_RESTORATIONS, args.frames)
+        table, dose = precision(args.precision_methods, args.precision_restorations, args.frames)
         tables["precision"] = table
         print(f"\nSi [110], 9.4 pm pixels, {dose:.3g} e/Å² (raw PSNR {table.attrs['psnr_db']:.1f} dB), "
               f"{args.frames} frames of 256 px: lattice-parameter precision (pm) and N = (sigma / 1 pm)^2:")
