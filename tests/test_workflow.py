@@ -441,9 +441,9 @@ BAD_CONFIGS = [
     ("sweep_unknown_method", lambda c: c.update(sweep_report={"methods": ["gausfit"]}),
      "sweep_report.methods: gausfit not under methods:", None),
     ("restore_unknown", lambda c: c["restoration"].update(locate=["gaussfit@tv+nope"]),
-     "restoration.locate: restoration 'tv+nope': 'nope' not registered", None),
+     "restoration.locate: 'gaussfit@tv+nope': restoration 'tv+nope': 'nope' not registered", None),
     ("restore_unknown_method", lambda c: c["restoration"].update(locate=["gausfit@tv"]),
-     "restoration.locate: 'gausfit@tv' must be <method>@<restoration> with the method under methods:", None),
+     "restoration.locate: 'gausfit@tv': method 'gausfit' is not registered", None),
 ]
 
 

@@ -243,22 +243,23 @@ RESTORATION = config["restoration"]
 
 
 def _restore_then_locate():
-    """restoration.locate: ``method@restoration`` entries whose method runs here, each checked; the
-    others are reported like skipped methods."""
+    """restoration.locate: ``method@restoration`` entries whose method runs here, each checked (a name that
+    is not registered fails the parse); entries whose method is not under methods: or not installed, or
+    whose restoration cannot run here, are reported like skipped methods."""
     chosen = []
     for entry in RESTORATION["locate"]:
         base, chain = split_method(entry)
-        if chain is None or base not in config["methods"]:
-            raise AtomlocInputError(f"restoration.locate: {entry!r} must be <method>@<restoration> with the method "
-                                    f"under methods: ({', '.join(sorted(config['methods']))})")
         try:
             get_method(entry)
         except AtomlocInputError as exc:
-            raise AtomlocInputError(f"restoration.locate: {exc}") from None
+            raise AtomlocInputError(f"restoration.locate: {entry!r}: {exc}") from None
         if base == "atomap":
             raise AtomlocInputError(f"restoration.locate: {entry!r}: Atomap runs in its own rule and environment "
                                     "and is not run on restored images")
-        why = None if base in METHODS else f"{base} is not installed"
+        if base not in config["methods"]:
+            why = f"{base} is not under methods:"
+        else:
+            why = None if base in METHODS else f"{base} is not installed"
         why = why or _restoration_missing(chain)
         if why is None:
             chosen.append(entry)
