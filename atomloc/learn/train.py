@@ -168,20 +168,17 @@ def restoration_psnr(model, data: TrainingSet, batch_size: int = 8) -> dict:
 
     Images and targets are in the network's normalised units
     (:func:`atomloc.learn.data.library_set`); the data range is each target's
-    peak-to-peak (:func:`skimage.metrics.peak_signal_noise_ratio`).
+    peak-to-peak (:func:`atomloc.analysis.restoration.image_quality`).
 
     Returns
     -------
     dict
         ``restored_db`` and ``raw_db``: the means over the images; ``n_images``.
     """
-    from skimage.metrics import peak_signal_noise_ratio
+    from atomloc.analysis.restoration import image_quality
 
+    # predict scales each image again by its own percentiles: they are already 0 and 1 here
     out, _ = predict(model, data.images, batch_size=batch_size)
-    restored, raw = [], []
-    for x, y, t in zip(data.images, out, data.targets):
-        rng = float(np.ptp(t)) or 1.0
-        # predict scales each image again by its own percentiles: they are already 0 and 1 here
-        restored.append(peak_signal_noise_ratio(t, y, data_range=rng))
-        raw.append(peak_signal_noise_ratio(t, x, data_range=rng))
+    restored = [image_quality(y, t)["psnr_db"] for y, t in zip(out, data.targets)]
+    raw = [image_quality(x, t)["psnr_db"] for x, t in zip(data.images, data.targets)]
     return {"restored_db": float(np.mean(restored)), "raw_db": float(np.mean(raw)), "n_images": len(restored)}
