@@ -40,6 +40,16 @@ from atomloc.locate.params import AUTO, SPACING, Param
 from atomloc.locate.spacing import estimate_spacing
 
 
+def _check_requires(what: str, requires: tuple[str, ...], extra: str) -> None:
+    """Raise :class:`MissingDependencyError` naming ``what``, the modules of ``requires`` that are not
+    installed and how to install them (the package extra ``extra``, else pip)."""
+    missing = [mod for mod in requires if importlib.util.find_spec(mod) is None]
+    if missing:
+        hint = f"pip install 'atomloc[{extra}]'" if extra else f"pip install {' '.join(missing)}"
+        raise MissingDependencyError(
+            f"{what} needs {', '.join(missing)}, which is not installed; install it with: {hint}")
+
+
 @dataclass(frozen=True)
 class Method:
     """A registered locate function, its default parameters and what each accepts."""
@@ -69,11 +79,7 @@ class Method:
 
     def check_installed(self) -> None:
         """Raise :class:`MissingDependencyError` naming how to install what is missing."""
-        missing = self.missing()
-        if missing:
-            hint = f"pip install 'atomloc[{self.extra}]'" if self.extra else f"pip install {' '.join(missing)}"
-            raise MissingDependencyError(
-                f"method {self.name!r} needs {', '.join(missing)}, which is not installed; install it with: {hint}")
+        _check_requires(f"method {self.name!r}", self.requires, self.extra)
 
     def resolve(self, params: Mapping[str, Any] | None = None) -> dict:
         """Merge ``params`` over the defaults, each checked by its :class:`~atomloc.locate.params.Param`.
@@ -199,11 +205,7 @@ class Restoration:
 
     def check_installed(self) -> None:
         """Raise :class:`MissingDependencyError` naming how to install what is missing."""
-        missing = [mod for mod in self.requires if importlib.util.find_spec(mod) is None]
-        if missing:
-            hint = f"pip install 'atomloc[{self.extra}]'" if self.extra else f"pip install {' '.join(missing)}"
-            raise MissingDependencyError(
-                f"restoration {self.name!r} needs {', '.join(missing)}, which is not installed; install it with: {hint}")
+        _check_requires(f"restoration {self.name!r}", self.requires, self.extra)
 
 
 _RESTORATIONS: dict[str, Restoration] = {}
@@ -244,8 +246,8 @@ def get_restorations(chain: str) -> list[Restoration]:
     """The restorations of ``chain`` (``"bm3d+bg"``: applied left to right), each checked to exist."""
     steps = chain.split(CHAIN_SEP)
     unknown = [s for s in steps if s not in _RESTORATIONS]
-    if unknown or not steps:
-        raise AtomlocInputError(f"restoration {chain!r}: {', '.join(map(repr, unknown)) or 'empty'} not registered; "
+    if unknown:
+        raise AtomlocInputError(f"restoration {chain!r}: {', '.join(map(repr, unknown))} not registered; "
                                 f"available: {', '.join(available_restorations())} (chain them with {CHAIN_SEP!r})")
     return [_RESTORATIONS[s] for s in steps]
 
