@@ -20,6 +20,7 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/release.smk"
+include: "workflow/rules/chemistry.smk"
 
 
 localrules:
@@ -30,6 +31,7 @@ localrules:
     figure_strain,
     figure_series,
     release,
+    chemistry_report,
 
 
 rule all:

@@ -1,4 +1,4 @@
-"""Command line: ``atomloc locate``, ``atomloc restore`` and ``atomloc methods``."""
+"""Command line: ``atomloc locate``, ``atomloc restore``, ``atomloc chemistry`` and ``atomloc methods``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,78 @@ def _cmd_restore(args) -> int:
     return 0
 
 
+def _edx_argument(text: str) -> tuple[str, str]:
+    """``Mo=EDX_Mo.tif`` -> (Mo, EDX_Mo.tif); ``EDX_Mo.tif`` -> the element from the stem's last ``_`` / ``-`` part."""
+    from pathlib import Path
+
+    from ase.data import atomic_numbers
+
+    if "=" in text:
+        element, path = text.split("=", 1)
+    else:
+        path = text
+        element = Path(text).stem.replace("-", "_").split("_")[-1]
+    if element not in atomic_numbers:
+        raise AtomlocInputError(f"{text}: cannot tell the element (write ELEMENT=PATH, e.g. Mo=EDX_Mo.tif)")
+    return element, path
+
+
+def _cmd_chemistry(args) -> int:
+    import numpy as np
+
+    from atomloc.analysis.chemistry import field_chemistry, material_sites
+    from atomloc.io.files import check_writable
+    from atomloc.io.images import read_image, write_image
+    from atomloc.io.positions import read_positions, write_positions
+    from atomloc.locate.registry import get_method, locate
+
+    maps = [_edx_argument(t) for t in args.edx]
+    elements = [e for e, _ in maps]
+    if len(set(elements)) != len(elements):
+        raise AtomlocInputError(f"one EDX map per element (got {', '.join(elements)})")
+    if not args.sites and not args.material:
+        raise AtomlocInputError("name the pristine columns: --sites Mo S2 (or --material MoS2)")
+    sites = list(args.sites) if args.sites else material_sites(args.material)
+    if args.positions is None:
+        get_method(args.method)
+    check_writable(args.out)
+    if args.maps_out:
+        from pathlib import Path
+
+        from atomloc.io.images import IMAGE_OUTPUT_SUFFIXES
+
+        if Path(args.maps_out).suffix.lower() not in IMAGE_OUTPUT_SUFFIXES:
+            raise AtomlocInputError(f"--maps-out {args.maps_out}: use one of {', '.join(IMAGE_OUTPUT_SUFFIXES)}")
+        check_writable(args.maps_out)
+    haadf = read_image(args.haadf)
+    edx = []
+    for element, path in maps:
+        image = read_image(path)
+        if image.shape != haadf.shape:
+            raise AtomlocInputError(f"{path}: {image.shape} pixels, the HAADF {args.haadf} has {haadf.shape}")
+        if (image < 0).any():
+            raise AtomlocInputError(f"{path}: an EDX map must hold counts >= 0")
+        edx.append(image)
+    t0 = time.perf_counter()
+    if args.positions is not None:
+        located = read_positions(args.positions)
+    else:
+        located = locate(haadf, args.method, pixel_size_pm=args.pixel_size_pm, name=str(args.haadf))
+    fused, columns = field_chemistry(haadf, np.stack(edx), elements, x_px=located["x"], y_px=located["y"],
+                                     sites=sites, dopants=args.dopants, dopant_host=args.dopant_host or "",
+                                     vacancy_element=args.vacancy or "", classify_from=args.classify_from,
+                                     edx_delocalisation_A=args.edx_delocalisation_A,
+                                     pixel_size_pm=args.pixel_size_pm)
+    elapsed = time.perf_counter() - t0
+    write_positions(args.out, columns)
+    if args.maps_out:
+        write_image(args.maps_out, fused.astype(np.float32))
+    counts = columns["composition"].value_counts().to_dict()
+    print(f"{args.haadf}: {len(columns)} columns ({', '.join(f'{k} {v}' for k, v in counts.items())}) in "
+          f"{elapsed:.2f} s -> {args.out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_methods(args) -> int:
     from atomloc.locate.registry import available_methods, get_method
 
@@ -166,6 +238,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nearest-neighbour column spacing in pixels (default: estimated from the image)")
     r.add_argument("--out", required=True, help="output image, float32 .tif/.tiff or .npy, in the input's units")
     r.set_defaults(func=_cmd_restore)
+
+    c = sub.add_parser("chemistry", help="fuse a HAADF image with EDX maps and name the element of every column")
+    c.add_argument("haadf", help="HAADF image (as for locate)")
+    c.add_argument("edx", nargs="+", metavar="[ELEMENT=]EDX_MAP",
+                   help="one EDX count map per element, registered to the HAADF (EDX_Mo.tif, or Mo=map.tif)")
+    c.add_argument("--sites", nargs="+", default=None,
+                   help="compositions of the pristine crystal's columns, e.g. Mo S2")
+    c.add_argument("--material", default=None, help="or a material of atomloc's structures (e.g. MoS2)")
+    c.add_argument("--dopants", nargs="*", default=[], help="elements that may replace atoms of --dopant-host")
+    c.add_argument("--dopant-host", default=None, help="the element dopants replace")
+    c.add_argument("--vacancy", default=None, help="the element of which a column may miss one atom")
+    c.add_argument("--method", default="gaussfit", help="locate method run on the HAADF (see `atomloc methods`)")
+    c.add_argument("--positions", default=None, help="a positions CSV (x, y in pixels) instead of locating")
+    c.add_argument("--classify-from", choices=("blur", "fused", "raw"), default="blur",
+                   help="the maps whose column sums are classified, with each column's HAADF sum (default blur: "
+                        "the benchmark's best route)")
+    c.add_argument("--pixel-size-pm", type=float, default=None, help="pixel size in pm")
+    c.add_argument("--edx-delocalisation-A", type=float, default=None,
+                   help="FWHM of the EDX delocalisation, Å (with --pixel-size-pm: the fusion blurs the HAADF by it)")
+    c.add_argument("--maps-out", default=None, help="write the fused maps (n, H, W) to this .npy / .tif")
+    c.add_argument("--out", required=True,
+                   help="output CSV: x, y (pixels), signal_<element>, composition, site, dopant, vacancy")
+    c.set_defaults(func=_cmd_chemistry)
 
     m = sub.add_parser("methods", help="list registered methods with their parameters and defaults")
     m.set_defaults(func=_cmd_methods)

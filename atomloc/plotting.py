@@ -386,3 +386,29 @@ def plot_decision_map(table: pd.DataFrame, paths, *, x: str, y: str, panel: str 
     if title:
         fig.suptitle(title, fontsize=9)
     save_figure(fig, paths)
+
+
+def plot_image_grid(rows: Sequence[Sequence[dict]], paths, suptitle: str = "", cmap: str = "magma",
+                    panel_in: float = 1.9) -> None:
+    """A grid of images: ``rows`` of panels (dicts with ``image`` and ``title``; None leaves a blank).
+
+    Each panel has its own grey scale (1st to 99.5th percentile).
+    """
+    plt = _pyplot()
+    nrow = max(1, len(rows))
+    ncol = max(1, max((len(r) for r in rows), default=1))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(panel_in * ncol, panel_in * nrow + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for i, row in enumerate(rows):
+        for j, p in enumerate(row):
+            if p is None:
+                continue
+            image = np.asarray(p["image"], dtype=float)
+            lo, hi = np.percentile(image, [1, 99.5])
+            axes[i, j].imshow(image, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="nearest")
+            axes[i, j].set_title(p.get("title", ""), fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, paths)

@@ -11,8 +11,8 @@ import atomloc
 
 PACKAGE = Path(atomloc.__file__).parent
 # Rank of each layer: a module may import its own layer and the layers of lower rank.
-# simulate and locate share a rank and do not import each other.
-LAYERS = {"core": 0, "io": 1, "simulate": 2, "locate": 2, "series": 3, "analysis": 4, "learn": 5,
+# simulate, locate and ptycho share a rank and do not import each other.
+LAYERS = {"core": 0, "io": 1, "simulate": 2, "locate": 2, "ptycho": 2, "series": 3, "analysis": 4, "learn": 5,
           "plotting": 6, "cli": 7, "testing": 7}
 
 

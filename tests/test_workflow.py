@@ -215,6 +215,26 @@ def test_tiny_restoration_tables_and_figure(tiny_run):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_tiny_chemistry_tables_and_figure(tiny_run):
+    tables = tiny_run / "results" / "tables"
+    config = yaml.safe_load((tiny_run / TINY).read_text())["chemistry"]
+    maps = pd.read_csv(tables / "chemistry_maps.csv")
+    assert set(maps.dataset) == {"tiny_mos2"} and set(maps.counts_per_pixel) == {0.02, 0.2}
+    assert set(maps.element) == {"Mo", "S", "W"}
+    assert {"raw", "blur", "fused"} <= set(maps.method) and set(maps.n_fields) == {config["test_fields"]}
+    at = maps[(maps.counts_per_pixel == 0.2) & (maps.element == "Mo")].set_index("method")
+    assert at.loc["fused", "nrmse_mean"] < 0.8 * at.loc["raw", "nrmse_mean"]  # the HAADF helps the heavy map
+    columns = pd.read_csv(tables / "chemistry_columns.csv")
+    assert set(columns.channels) == {"maps", "maps+HAADF"}
+    assert ((columns.accuracy_mean >= 0) & (columns.accuracy_mean <= 1)).all()
+    # every route is compared with raw and with blur
+    reduction = pd.read_csv(tables / "chemistry_dose_reduction.csv")
+    assert set(reduction.reference) == {"raw", "blur"} and "blur+HAADF" in set(reduction.method)
+    assert "Dose-reduction factor" in (tables / "chemistry_dose_reduction.md").read_text()
+    png = tiny_run / "results" / "figures" / "chemistry" / "maps.png"
+    assert png.stat().st_size > 10_000
+
+
 def test_report_gathers_every_figure_and_table(tiny_run):
     res = snakemake(tiny_run, "--configfile", TINY, "--report", "results/report.html")
     assert res.returncode == 0, res.stderr[-3000:]

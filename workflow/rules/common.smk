@@ -224,6 +224,9 @@ def final_outputs():
     if SWEEPS and RESTORE_QUALITY:
         tables += [f"results/tables/restoration_quality.{ext}" for ext in ("csv", "md")]
         figures += [f"results/figures/sweeps/restoration_examples.{ext}" for ext in ("png", "pdf")]
+    if CHEM_DATASETS:
+        tables += [f"results/tables/{stem}.{ext}" for stem in CHEM_TABLES for ext in ("csv", "md")]
+        figures += [f"results/figures/chemistry/maps.{ext}" for ext in ("png", "pdf")]
     training = [f"results/training/{dataset}.h5" for dataset in TRAIN_DATASETS]
     models = [f"results/models/{m}.{ext}" for m in METHODS if m in LEARNED for ext in ("pt", "json")]
     return tables + figures + training + models

@@ -1,0 +1,219 @@
+"""Multi-modal simulation, fused elemental maps and per-column chemistry (atomloc.analysis.chemistry)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atomloc.analysis.chemistry import (
+    FusionModel,
+    blur_maps,
+    candidate_compositions,
+    chemistry_scores,
+    classify_columns,
+    composition_counts,
+    dose_reduction,
+    field_chemistry,
+    fuse_maps,
+    haadf_sigma_px,
+    nrmse,
+    total_variation,
+    tv_prox,
+)
+from atomloc.cli import main
+from atomloc.core.errors import AtomlocInputError
+from atomloc.io.images import write_image
+from atomloc.io.multimodal import read_fields, write_fields
+from atomloc.simulate.multimodal import MultimodalSpec, simulate_multimodal
+
+MOS2 = {"material": "MoS2", "dopants": {"Re": 0.05, "W": 0.05}, "vacancy_element": "S", "vacancy_rate": 0.1}
+
+
+@pytest.fixture(scope="module")
+def field():
+    return simulate_multimodal(MultimodalSpec.from_mapping({**MOS2, "edx_counts_per_pixel": 0.05, "seed": 5}))
+
+
+def test_simulated_counts_and_truth(field):
+    assert field["elements"] == ("Mo", "S", "Re", "W")
+    truth_mean = field["edx_truth"].mean(axis=(1, 2))
+    # one atom per Mo site averages edx_counts_per_pixel; 10 % of them are dopants; two S per S site
+    assert truth_mean[0] == pytest.approx(0.05 * 0.9, rel=0.12)
+    assert truth_mean[1] == pytest.approx(2 * 0.05 * 0.9, rel=0.12)  # 10 % vacancies
+    # the counts are Poisson around truth + background
+    assert field["edx"].mean() == pytest.approx(field["edx_truth"].mean() + 0.01, rel=0.1)
+    cols = pd.DataFrame(field["columns"])
+    assert set(cols.element) == {"Mo", "S2", "S", "Re", "W"}
+    assert (cols[cols.element == "S"].pristine == "S2").all() and (cols[cols.element == "Re"].pristine == "Mo").all()
+    assert (cols[cols.element == "S2"].n_S == 2).all() and (cols[cols.element == "W"].n_W == 1).all()
+    again = simulate_multimodal(MultimodalSpec.from_mapping({**MOS2, "edx_counts_per_pixel": 0.05, "seed": 5}))
+    assert np.array_equal(again["edx"], field["edx"]) and np.array_equal(again["haadf"], field["haadf"])
+
+
+def test_multimodal_spec_names_the_bad_key():
+    with pytest.raises(AtomlocInputError, match="dopant_host"):
+        MultimodalSpec.from_mapping({"material": "MoS2", "dopant_host": "Sr"})
+    with pytest.raises(AtomlocInputError, match="dopants"):
+        MultimodalSpec.from_mapping({"material": "MoS2", "dopants": {"Re": 0.7, "W": 0.6}})
+    with pytest.raises(AtomlocInputError, match="unknown keys"):
+        MultimodalSpec.from_mapping({"material": "MoS2", "counts": 1})
+
+
+def test_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    n, h, w = 2, 6, 7
+    x = rng.uniform(0.2, 2.0, size=(n, h, w))
+    model = FusionModel(haadf_scaled=rng.uniform(0, 5, size=(h, w)), edx=rng.poisson(1.0, size=(n, h, w)).astype(float),
+                        weights=np.array([1.3, 0.6]), eps=np.array([0.05, 0.1]), gamma=1.6, lambda_edx=0.7)
+    grad = model.gradient(x)
+    step = 1e-6
+    for idx in [(0, 0, 0), (1, 3, 4), (0, 5, 6), (1, 2, 1)]:
+        up, down = x.copy(), x.copy()
+        up[idx] += step
+        down[idx] -= step
+        numeric = (model.value(up) - model.value(down)) / (2 * step)
+        assert grad[idx] == pytest.approx(numeric, rel=1e-5, abs=1e-7)
+
+
+def test_tv_step_is_the_proximal_map_of_scikit_image_tv():
+    rng = np.random.default_rng(1)
+    image = np.zeros((24, 24))
+    image[6:18, 6:18] = 1.0
+    noisy = image + rng.normal(0, 0.3, size=image.shape)
+    weight = 0.2
+
+    def objective(u):
+        return 0.5 * ((u - noisy) ** 2).sum() + weight * total_variation(u)
+
+    u = tv_prox(noisy, weight, max_num_iter=500)
+    # the minimiser of 1/2 ||u - v||^2 + w TV(u): lower than the input, a constant, and the other weights' minimisers
+    others = [noisy, np.full_like(noisy, noisy.mean()), tv_prox(noisy, 0.7 * weight, max_num_iter=500),
+              tv_prox(noisy, 1.4 * weight, max_num_iter=500)]
+    assert all(objective(u) < objective(o) for o in others)
+    # and small perturbations do not lower it
+    assert all(objective(u) <= objective(u + 1e-3 * rng.standard_normal(u.shape)) for _ in range(5))
+    # total_variation is scikit-image's: forward differences, isotropic
+    step = np.zeros((3, 3))
+    step[:, 2] = 1.0
+    assert total_variation(step) == pytest.approx(3.0)
+    assert np.array_equal(tv_prox(noisy, 0.0), noisy)
+
+
+def test_fusion_beats_raw_and_blur_on_the_heavy_map_and_converges(field):
+    sigma = haadf_sigma_px(0.5, 20.0)
+    result = fuse_maps(field["haadf"], field["edx"], [42, 16, 75, 74], lambda_edx=0.003, lambda_tv=0.003,
+                       n_iter=150, haadf_sigma_px=sigma)
+    assert np.all(np.diff(result.objective) <= 1e-9 * np.abs(result.objective[:-1]))  # monotone
+    assert (result.maps >= 0).all()
+    truth = field["edx_truth"]
+    fused = nrmse(result.maps[0], truth[0])
+    raw = nrmse(field["edx"][0], truth[0])
+    best_blur = min(nrmse(blur_maps(field["edx"], s)[0], truth[0]) for s in (0.5, 1.0, 1.5, 2.0, 3.0))
+    assert fused < 0.5 * raw and fused < 0.8 * best_blur, (fused, raw, best_blur)
+
+
+def test_fusion_refuses_bad_input(field):
+    with pytest.raises(AtomlocInputError, match="same size"):
+        fuse_maps(field["haadf"][:10], field["edx"], [42, 16, 75, 74])
+    with pytest.raises(AtomlocInputError, match="atomic number"):
+        fuse_maps(field["haadf"], field["edx"], [42, 16])
+    with pytest.raises(AtomlocInputError, match="counts >= 0"):
+        fuse_maps(field["haadf"], -field["edx"], [42, 16, 75, 74])
+    with pytest.raises(AtomlocInputError, match="lambda_tv"):
+        fuse_maps(field["haadf"], field["edx"], [42, 16, 75, 74], lambda_tv=-1)
+
+
+def test_nrmse_is_scale_invariant():
+    truth = np.arange(16.0).reshape(4, 4)
+    assert nrmse(3.0 * truth, truth) == pytest.approx(0.0, abs=1e-12)
+    assert nrmse(np.zeros_like(truth), truth) == pytest.approx(1.0)
+
+
+def test_classification_of_a_planted_lattice():
+    """Planted columns with known compositions; their signals = atoms x level + Gaussian noise."""
+    rng = np.random.default_rng(3)
+    candidates = candidate_compositions(["Mo", "S2"], dopants=["Re", "W"], dopant_host="Mo", vacancy_element="S")
+    assert list(candidates.label) == ["Mo", "Re", "W", "S2", "S"]
+    truth = rng.choice(["Mo"] * 8 + ["S2"] * 8 + ["Re", "W", "S"], size=400)
+    elements = ["Mo", "S", "Re", "W"]
+    atoms = np.array([[composition_counts(t).get(e, 0) for e in elements] for t in truth], dtype=float)
+    signals = pd.DataFrame(7.0 * atoms + rng.normal(0, 1.2, size=atoms.shape),
+                           columns=[f"signal_{e}" for e in elements])
+    predicted = classify_columns(signals, candidates)
+    pristine = np.where(np.isin(truth, ["Mo", "Re", "W"]), "Mo", "S2")
+    scores = chemistry_scores(predicted, truth, pristine)
+    assert scores["accuracy"] >= 0.98 and scores["dopant_f1"] >= 0.95 and scores["vacancy_f1"] >= 0.9, scores
+    # with a HAADF channel (sum of Z**1.5) a noisier EDX is rescued: Mo / S2 / S differ in Z
+    z15 = {"Mo": 42 ** 1.5, "S2": 2 * 16 ** 1.5, "S": 16 ** 1.5, "Re": 75 ** 1.5, "W": 74 ** 1.5}
+    noisy = pd.DataFrame(7.0 * atoms + rng.normal(0, 6.0, size=atoms.shape), columns=signals.columns)
+    alone = chemistry_scores(classify_columns(noisy, candidates), truth, pristine)["accuracy"]
+    noisy["signal_HAADF"] = np.array([z15[t] for t in truth]) * 0.1 + rng.normal(0, 1.0, size=len(truth))
+    both = chemistry_scores(classify_columns(noisy, candidates), truth, pristine)["accuracy"]
+    assert both > alone + 0.2 and both >= 0.95, (alone, both)
+
+
+def test_field_chemistry_on_a_simulated_field(field):
+    cols = pd.DataFrame(field["columns"])
+    fused, table = field_chemistry(field["haadf"], field["edx"], field["elements"], x_px=cols.x, y_px=cols.y,
+                                   sites=["Mo", "S2"], dopants=["Re", "W"], dopant_host="Mo", vacancy_element="S",
+                                   edx_delocalisation_A=0.5, pixel_size_pm=20.0)
+    assert fused.shape == field["edx"].shape
+    scores = chemistry_scores(table, cols.element, cols.pristine)
+    assert scores["accuracy"] >= 0.95, scores
+
+
+def test_dose_reduction_of_known_curves():
+    rows = []
+    for c, a_ref, a_new in [(0.01, 0.5, 0.9), (0.1, 0.7, 1.0), (1.0, 1.0, 1.0)]:
+        for f in range(3):
+            rows += [{"counts_per_pixel": c, "field": f, "route": "raw", "accuracy": a_ref},
+                     {"counts_per_pixel": c, "field": f, "route": "new", "accuracy": a_new}]
+    table = dose_reduction(pd.DataFrame(rows), method="new", reference="raw", target=0.95, n_boot=50)
+    row = table.iloc[0]
+    # raw crosses 0.95 between 0.1 (0.7) and 1.0 (1.0): 0.1 * 10**(0.25/0.3); new between 0.01 (0.9) and 0.1 (1.0)
+    assert row.counts_reference == pytest.approx(0.1 * 10 ** (0.25 / 0.3))
+    assert row.counts_method == pytest.approx(0.01 * 10 ** 0.5)
+    assert row.factor == pytest.approx(row.counts_reference / row.counts_method)
+    assert row.lo == pytest.approx(row.factor) and row.hi == pytest.approx(row.factor) and not row.lower_bound
+
+
+def test_fields_round_trip(tmp_path, field):
+    write_fields(tmp_path / "f.h5", {"a": field})
+    back = read_fields(tmp_path / "f.h5")["a"]
+    assert back["elements"] == field["elements"]
+    assert np.array_equal(back["edx"], field["edx"]) and np.array_equal(back["columns"]["element"],
+                                                                       field["columns"]["element"])
+    (tmp_path / "bad.h5").write_text("not hdf5")
+    with pytest.raises(AtomlocInputError, match="bad.h5"):
+        read_fields(tmp_path / "bad.h5")
+
+
+def test_fusion_peer_leaves_its_inputs_alone(field):
+    pytest.importorskip("multimodal_fusion")
+    from atomloc.analysis.chemistry import fusion_peer
+
+    haadf, edx = field["haadf"].copy(), field["edx"].copy()
+    out = fusion_peer(haadf, edx, field["elements"], n_iter=5)
+    assert out.shape == edx.shape and np.isfinite(out).all()
+    assert np.array_equal(haadf, field["haadf"]) and np.array_equal(edx, field["edx"])
+
+
+def test_cli_chemistry(tmp_path, field, capsys):
+    write_image(tmp_path / "haadf.tif", field["haadf"])
+    for e, m in zip(field["elements"], field["edx"]):
+        write_image(tmp_path / f"EDX_{e}.tif", m)
+    out = tmp_path / "columns.csv"
+    edx = [str(tmp_path / f"EDX_{e}.tif") for e in field["elements"]]
+    rc = main(["chemistry", str(tmp_path / "haadf.tif"), *edx, "--material", "MoS2", "--dopants", "Re", "W",
+               "--dopant-host", "Mo", "--vacancy", "S", "--pixel-size-pm", "20", "--edx-delocalisation-A", "0.5",
+               "--maps-out", str(tmp_path / "fused.npy"), "--out", str(out)])
+    assert rc == 0
+    table = pd.read_csv(out)
+    assert {"x", "y", "signal_Mo", "signal_HAADF", "composition", "dopant", "vacancy"} <= set(table.columns)
+    assert np.load(tmp_path / "fused.npy").shape == field["edx"].shape
+    assert "columns" in capsys.readouterr().err
+    # a map of another size: one line naming it, no output
+    write_image(tmp_path / "EDX_W.tif", field["edx"][3][:20])
+    out.unlink()
+    rc = main(["chemistry", str(tmp_path / "haadf.tif"), *edx, "--material", "MoS2", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "EDX_W.tif" in err and len(err.strip().splitlines()) == 1 and not out.exists()
