@@ -412,3 +412,32 @@ def plot_image_grid(rows: Sequence[Sequence[dict]], paths, suptitle: str = "", c
         fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
     save_figure(fig, paths)
+
+
+def plot_chemistry_columns(haadf: np.ndarray, maps: np.ndarray, elements: Sequence[str], columns: pd.DataFrame,
+                           paths, title: str = "") -> None:
+    """The HAADF with every column's composition as a coloured point, then each element's map.
+
+    ``columns``: ``x, y`` (pixels, x = column index) and ``composition``.
+    """
+    plt = _pyplot()
+    n = 1 + len(elements)
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.4), squeeze=False)
+    axes = axes[0]
+    axes[0].imshow(haadf, cmap="gray", interpolation="nearest")
+    comps = sorted(columns["composition"].unique()) if len(columns) else []
+    cmap = plt.get_cmap("tab10")
+    for k, comp in enumerate(comps):
+        sel = columns["composition"] == comp
+        axes[0].scatter(columns.loc[sel, "x"], columns.loc[sel, "y"], s=6, color=cmap(k % 10),
+                        label=f"{comp} ({int(sel.sum())})")
+    _legend(axes[0], fontsize=6, loc="upper right", markerscale=2)
+    axes[0].set_title(f"{title} HAADF + composition", fontsize=8)
+    for ax, e, m in zip(axes[1:], elements, maps):
+        ax.imshow(m, cmap="magma", interpolation="nearest")
+        ax.set_title(f"{e} fused", fontsize=8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    save_figure(fig, paths)

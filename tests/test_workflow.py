@@ -425,6 +425,41 @@ def test_real_files_dataset_runs_through_the_workflow(tmp_path):
     assert "7.498 pm/px" in log
 
 
+def test_real_chemistry_field_runs_through_the_workflow(tmp_path):
+    """chemistry.files: a HAADF and EDX maps read as images (here a simulated field written as .tif), no truth:
+    fused maps, every located column's composition, a figure; a map of the wrong size fails in one line."""
+    from atomloc.io.images import write_image
+    from atomloc.simulate.multimodal import MultimodalSpec, simulate_multimodal
+
+    work = copy_repo(tmp_path)
+    folder = work / "resources" / "chemistry"
+    folder.mkdir(parents=True)
+    fld = simulate_multimodal(MultimodalSpec(shape_px=(64, 64), dopants={"W": 0.1}, edx_counts_per_pixel=0.2,
+                                             seed=2))
+    write_image(folder / "haadf.tif", fld["haadf"])
+    for e, m in zip(fld["elements"], fld["edx"]):
+        write_image(folder / f"{e}.tif", m)
+    entry = {"name": "field1", "haadf": "resources/chemistry/haadf.tif",
+             "edx": {e: f"resources/chemistry/{e}.tif" for e in fld["elements"]}, "sites": ["Mo", "S2"],
+             "dopants": ["W"], "dopant_host": "Mo", "pixel_size_pm": 20.0}
+    (work / "chem.yaml").write_text(yaml.safe_dump({"chemistry": {"datasets": [], "files": [entry]}}))
+    target = "results/chemistry/files/field1/columns.csv"
+    res = snakemake(work, target, "results/figures/chemistry/field1.png", "--cores", "2", "--configfile", "chem.yaml")
+    assert res.returncode == 0, res.stderr[-3000:]
+    columns = pd.read_csv(work / target)
+    truth = pd.DataFrame(fld["columns"])
+    assert abs(len(columns) - len(truth)) <= 3
+    assert abs((columns.composition == "W").sum() - (truth.element == "W").sum()) <= 1
+    assert np.load(work / "results" / "chemistry" / "files" / "field1" / "fused.npy").shape == (3, 64, 64)
+    # a map of another size: the rule fails naming it and leaves no output
+    write_image(folder / "W.tif", fld["edx"][2][:30])
+    shutil.rmtree(work / "results" / "chemistry")
+    res = snakemake(work, target, "--cores", "2", "--configfile", "chem.yaml")
+    assert res.returncode != 0 and not (work / target).exists()
+    log = (work / "results" / "logs" / "chemistry" / "files" / "field1.log").read_text()
+    assert "W.tif: (30, 64) pixels" in log
+
+
 def test_files_dataset_without_files_names_it(tmp_path):
     work = copy_repo(tmp_path)
     config = yaml.safe_load((work / TINY).read_text())

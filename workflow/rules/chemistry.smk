@@ -3,6 +3,7 @@
 # then the tables and the maps figure.
 import importlib.util
 
+from atomloc.analysis.chemistry import candidate_compositions
 from atomloc.simulate.multimodal import MultimodalSpec
 
 CHEMISTRY = config["chemistry"]
@@ -20,10 +21,18 @@ if CHEMISTRY["peer"] and not CHEM_PEER:
     print("atomloc: skipping chemistry peer (the authors' multimodal-fusion): not installed "
           "(pip install 'atomloc[fusion]')", file=sys.stderr)
 CHEM_TABLES = ["chemistry_maps", "chemistry_columns", "chemistry_dose_reduction"]
+CHEM_FILES = {}
+for _entry in CHEMISTRY["files"]:
+    if _entry["name"] in CHEM_FILES:
+        raise AtomlocInputError(f"chemistry.files: {_entry['name']!r} appears twice")
+    candidate_compositions(_entry["sites"], dopants=_entry["dopants"], dopant_host=_entry["dopant_host"],
+                           vacancy_element=_entry["vacancy_element"])  # the compositions parse
+    CHEM_FILES[_entry["name"]] = _entry
 
 
 wildcard_constraints:
     chem_dataset="|".join(CHEM_DATASETS) or "no_chemistry_dataset",
+    chem_file="|".join(CHEM_FILES) or "no_chemistry_file",
 
 
 rule chemistry_benchmark:
@@ -77,3 +86,33 @@ rule chemistry_report:
         "../../envs/chemistry.yaml"
     script:
         "../scripts/chemistry_report.py"
+
+
+# A real field (chemistry.files): fused maps and the composition of every located column, no truth.
+rule chemistry_files:
+    input:
+        haadf=lambda wildcards: CHEM_FILES[wildcards.chem_file]["haadf"],
+        edx=lambda wildcards: list(CHEM_FILES[wildcards.chem_file]["edx"].values()),
+    output:
+        columns="results/chemistry/files/{chem_file}/columns.csv",
+        maps="results/chemistry/files/{chem_file}/fused.npy",
+        figure=report("results/figures/chemistry/{chem_file}.png", caption="../report/chemistry_files.rst",
+                      category="Chemistry", labels={"figure": "{chem_file}"}),
+        figure_pdf="results/figures/chemistry/{chem_file}.pdf",
+    params:
+        entry=lambda wildcards: CHEM_FILES[wildcards.chem_file],
+        locator=CHEMISTRY["locator"],
+        gamma=CHEMISTRY["gamma"],
+        n_iter=CHEMISTRY["n_iter"],
+    log:
+        "results/logs/chemistry/files/{chem_file}.log",
+    benchmark:
+        "results/benchmarks/chemistry/files/{chem_file}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/chemistry.yaml"
+    script:
+        "../scripts/chemistry_files.py"

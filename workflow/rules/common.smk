@@ -227,6 +227,8 @@ def final_outputs():
     if CHEM_DATASETS:
         tables += [f"results/tables/{stem}.{ext}" for stem in CHEM_TABLES for ext in ("csv", "md")]
         figures += [f"results/figures/chemistry/maps.{ext}" for ext in ("png", "pdf")]
+    tables += [f"results/chemistry/files/{name}/{f}" for name in CHEM_FILES for f in ("columns.csv", "fused.npy")]
+    figures += [f"results/figures/chemistry/{name}.{ext}" for name in CHEM_FILES for ext in ("png", "pdf")]
     training = [f"results/training/{dataset}.h5" for dataset in TRAIN_DATASETS]
     models = [f"results/models/{m}.{ext}" for m in METHODS if m in LEARNED for ext in ("pt", "json")]
     return tables + figures + training + models

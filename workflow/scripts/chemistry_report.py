@@ -69,8 +69,9 @@ md = dr[["dataset", "reference", "method"]].copy()
 fmt = (lambda v: "not reached" if not np.isfinite(v) else f"{v:.3g}")
 md["counts (reference)"] = dr["counts_reference"].map(fmt)
 md["counts (method)"] = [("≤ " if lb else "") + fmt(v) for v, lb in zip(dr["counts_method"], dr["lower_bound"])]
-md["factor"] = [("≥ " if lb else "") + interval_text(a, b, c, 2)
-                for a, b, c, lb in zip(dr["factor"], dr["lo"], dr["hi"], dr["lower_bound"])]
+md["factor"] = ["n/a (the method does not reach it)" if not np.isfinite(m) else ("≥ " if lb else "")
+                + interval_text(a, b, c, 2)
+                for a, b, c, lb, m in zip(dr["factor"], dr["lo"], dr["hi"], dr["lower_bound"], dr["counts_method"])]
 write_table(next(tables), next(tables), dr, f"Dose-reduction factor at {p.target:.0%} column-classification accuracy",
             ["Counts per pixel at which the mean accuracy first reaches the target (log-linear between levels) by "
              "the reference (EDX maps alone), divided by those of the method; interval: the fields of each level "
