@@ -96,8 +96,10 @@ def test_the_checks_catch_a_circle_and_an_upward_import():
     edges["atomloc.locate.classical"].add("atomloc.locate.learned")
     edges["atomloc.locate.learned"].add("atomloc.locate.classical")
     cycles = import_cycles(edges)
-    assert ["atomloc.simulate.library", "atomloc.simulate.series", "atomloc.simulate.library"] in cycles
-    assert ["atomloc.locate.classical", "atomloc.locate.learned", "atomloc.locate.classical"] in cycles
+    # (a circle is reported from whichever of its modules the search reached first)
+    found = [set(c) for c in cycles]
+    assert {"atomloc.simulate.library", "atomloc.simulate.series"} in found
+    assert {"atomloc.locate.classical", "atomloc.locate.learned"} in found
     # the scorer reaching into the simulator, and a sibling import
     edges["atomloc.core.optics"].add("atomloc.simulate.library")
     edges["atomloc.locate.spacing"].add("atomloc.simulate.render")
