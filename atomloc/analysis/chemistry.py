@@ -45,7 +45,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -182,7 +182,6 @@ class FusionResult:
     noise: float
     iterations: int
     converged: bool
-    log: list = field(default_factory=list)
 
 
 def _objective(model: FusionModel, x: np.ndarray, lambda_tv: float) -> float:
