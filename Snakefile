@@ -21,6 +21,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/release.smk"
 include: "workflow/rules/chemistry.smk"
+include: "workflow/rules/ptycho.smk"
 
 
 localrules:
@@ -32,6 +33,7 @@ localrules:
     figure_series,
     release,
     chemistry_report,
+    ptycho_report,
 
 
 rule all:

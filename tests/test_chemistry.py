@@ -103,6 +103,7 @@ def test_fusion_beats_raw_and_blur_on_the_heavy_map_and_converges(field):
     result = fuse_maps(field["haadf"], field["edx"], [42, 16, 75, 74], lambda_edx=0.003, lambda_tv=0.003,
                        n_iter=150, haadf_sigma_px=sigma)
     assert np.all(np.diff(result.objective) <= 1e-9 * np.abs(result.objective[:-1]))  # monotone
+    assert result.converged and result.objective[-1] < 0.9 * result.objective[0]
     assert (result.maps >= 0).all()
     truth = field["edx_truth"]
     fused = nrmse(result.maps[0], truth[0])

@@ -235,6 +235,28 @@ def test_tiny_chemistry_tables_and_figure(tiny_run):
     assert png.stat().st_size > 10_000
 
 
+def test_tiny_ptycho_tables_and_figure(tiny_run):
+    tables = tiny_run / "results" / "tables"
+    config = yaml.safe_load((tiny_run / TINY).read_text())["ptycho"]
+    summary = pd.read_csv(tables / "ptycho_modalities.csv")
+    assert set(summary.material) == {"MoS2"}
+    assert list(summary.modality.drop_duplicates()) == ["phase", "vADF", "iCoM", "HAADF"]
+    assert set(summary.method) == set(config["locators"]) and set(summary.n_seeds) == {config["seeds"]}
+    assert sorted(set(summary.dose_e_per_A2)) == sorted(config["doses"])
+    for m in ("f1", "recall_heavy", "recall_light"):
+        assert summary[f"{m}_mean"].between(0, 1).all(), m
+    # At the higher dose every modality finds the columns; the phase finds the light ones at both doses.
+    top = summary[summary.dose_e_per_A2 == max(config["doses"])].set_index("modality")
+    assert (top["f1_mean"] >= 0.9).all() and top.loc["phase", "rmse_pm_mean"] < 10.0
+    assert (summary[summary.modality == "phase"]["recall_light_mean"] >= 0.95).all()
+    dose = pd.read_csv(tables / "ptycho_dose_to_detect.csv").set_index("modality")
+    assert set(dose.index) == {"phase", "vADF", "iCoM", "HAADF"} and dose.loc["phase", "reached"]
+    assert "Issue #20 checks" in (tables / "ptycho_modalities.md").read_text()
+    assert "Dose to find the light columns" in (tables / "ptycho_dose_to_detect.md").read_text()
+    png = tiny_run / "results" / "figures" / "ptycho" / "modalities.png"
+    assert png.stat().st_size > 10_000
+
+
 def test_report_gathers_every_figure_and_table(tiny_run):
     res = snakemake(tiny_run, "--configfile", TINY, "--report", "results/report.html")
     assert res.returncode == 0, res.stderr[-3000:]

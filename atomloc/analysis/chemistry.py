@@ -18,7 +18,9 @@ weights x**gamma by Z instead).  TV is the isotropic total variation (forward
 differences), the same as scikit-image's.  The solver is accelerated proximal
 gradient (FISTA with backtracking and function-value restart [2]_): a gradient
 step on the two smooth terms, then the TV proximal step of scikit-image's
-:func:`~skimage.restoration.denoise_tv_chambolle` per map, then x >= 0.  No
+:func:`~skimage.restoration.denoise_tv_chambolle` per map, then x >= 0 (the
+clip after the TV step approximates the proximal map of TV plus
+non-negativity, as the authors' package does).  No
 maintained library solves this objective, hence the solver here; its TV step
 and its gradient are the maintained / tested parts.
 
@@ -124,7 +126,8 @@ class FusionModel:
     edx : ndarray (n, H, W)
         The EDX counts b_i.
     weights : ndarray (n,)
-        s Z_i k_i: x_i enters the HAADF term as (weights[i] x_i)**gamma.
+        s sigma_H**(-1/gamma) Z_i k_i: x_i enters the HAADF term as (weights[i] x_i)**gamma
+        (the HAADF's detector scale and noise folded in).
     eps : ndarray (n,)
         eps_i of the Poisson term, counts per pixel.
     gamma, lambda_edx : float
@@ -288,9 +291,10 @@ def fuse_maps(haadf, edx, atomic_numbers: Sequence[int], *, gamma: float = GAMMA
         from atomloc.locate.noise import noise_sigma
 
         # The blurred HAADF's noise: the raw image's white noise through the kernel (its L2 norm).
-        delta = np.zeros((int(8 * haadf_sigma_px) + 1,) * 2)
+        delta = np.zeros((2 * int(4 * haadf_sigma_px + 0.5) + 1,) * 2)
         delta[len(delta) // 2, len(delta) // 2] = 1.0
-        noise = noise_sigma(haadf) * float(np.linalg.norm(ndimage.gaussian_filter(delta, haadf_sigma_px)))
+        kernel = ndimage.gaussian_filter(delta, haadf_sigma_px, mode="constant")
+        noise = noise_sigma(haadf) * float(np.linalg.norm(kernel))
         haadf = ndimage.gaussian_filter(haadf, haadf_sigma_px)
     model, cal = fusion_model(haadf, edx, atomic_numbers, initial=x, gamma=gamma, lambda_edx=lambda_edx,
                               k_factors=k_factors, eps_counts=eps_counts, noise=noise)
@@ -603,7 +607,8 @@ MAP_METHODS = ("raw", "blur", "fused", "peer")
 
 
 def haadf_sigma_px(edx_delocalisation_A: float, pixel_size_pm: float) -> float:
-    """The Gaussian sigma, px, of an EDX delocalisation of FWHM ``edx_delocalisation_A`` (the HAADF's blur in fusion)."""
+    """The Gaussian sigma, px, of an EDX delocalisation of FWHM ``edx_delocalisation_A`` (the HAADF's blur
+    in fusion)."""
     from atomloc.core.optics import FWHM_PER_SIGMA
 
     return float(edx_delocalisation_A) / FWHM_PER_SIGMA / (float(pixel_size_pm) / 100.0)
@@ -631,12 +636,11 @@ def tune_blur(fields: Sequence[Mapping], sigmas_px: Sequence[float]) -> float:
     return float(sigmas_px[int(np.nanargmin(errors))])
 
 
-def tune_fusion(fields: Sequence[Mapping], *, lambda_edx: Sequence[float], lambda_tv: Sequence[float],
-                **fusion) -> tuple[float, float, pd.DataFrame]:
-    """The (lambda_edx, lambda_tv) of the grid with the lowest mean NRMSE over the fields' elements (train split).
+def tune_grid(fields: Sequence[Mapping], maps_of, *, lambda_edx: Sequence[float],
+              lambda_tv: Sequence[float]) -> tuple[float, float, pd.DataFrame]:
+    """The (lambda_edx, lambda_tv) of a grid with the lowest mean NRMSE over the fields' elements (train split).
 
-    ``fusion``: further keywords of :func:`fuse_maps` (``haadf_sigma_px`` per field is
-    taken from the field's ``attrs["haadf_sigma_px"]`` when given there).
+    ``maps_of(field, lambda_edx=..., lambda_tv=...)`` returns a field's maps (n, H, W).
 
     Returns
     -------
@@ -645,16 +649,30 @@ def tune_fusion(fields: Sequence[Mapping], *, lambda_edx: Sequence[float], lambd
         ``lambda_edx, lambda_tv, nrmse`` of every pair.
     """
     if not fields or not len(lambda_edx) or not len(lambda_tv):
-        raise AtomlocInputError("tune_fusion: needs training fields and a grid of lambdas")
+        raise AtomlocInputError("tuning needs training fields and a grid of lambdas")
     rows = []
     for le in lambda_edx:
         for lt in lambda_tv:
-            errors = [_mean_nrmse(fuse_field(f, lambda_edx=le, lambda_tv=lt, **fusion).maps, f["edx_truth"])
-                      for f in fields]
+            errors = [_mean_nrmse(maps_of(f, lambda_edx=le, lambda_tv=lt), f["edx_truth"]) for f in fields]
             rows.append({"lambda_edx": float(le), "lambda_tv": float(lt), "nrmse": float(np.mean(errors))})
     grid = pd.DataFrame(rows)
     best = grid.loc[grid["nrmse"].idxmin()]
     return float(best["lambda_edx"]), float(best["lambda_tv"]), grid
+
+
+def tune_fusion(fields: Sequence[Mapping], *, lambda_edx: Sequence[float], lambda_tv: Sequence[float],
+                **fusion) -> tuple[float, float, pd.DataFrame]:
+    """:func:`tune_grid` of our fusion; ``fusion``: further keywords of :func:`fuse_maps` (``haadf_sigma_px``
+    per field from the field's ``attrs["haadf_sigma_px"]`` when given there)."""
+    return tune_grid(fields, lambda f, **lam: fuse_field(f, **lam, **fusion).maps, lambda_edx=lambda_edx,
+                     lambda_tv=lambda_tv)
+
+
+def tune_peer(fields: Sequence[Mapping], *, lambda_edx: Sequence[float],
+              lambda_tv: Sequence[float]) -> tuple[float, float, pd.DataFrame]:
+    """:func:`tune_grid` of the authors' package (:func:`fusion_peer`: its ``lambdaEDS`` and ``lambdaTV``)."""
+    return tune_grid(fields, lambda f, **lam: fusion_peer(f["haadf"], f["edx"], f["elements"], **lam),
+                     lambda_edx=lambda_edx, lambda_tv=lambda_tv)
 
 
 def fuse_field(fld: Mapping, **fusion) -> FusionResult:
@@ -665,9 +683,10 @@ def fuse_field(fld: Mapping, **fusion) -> FusionResult:
     return fuse_maps(fld["haadf"], fld["edx"], _z(fld["elements"]), **kwargs)
 
 
-def field_maps(fld: Mapping, *, blur_sigma_px: float, lambda_edx: float, lambda_tv: float, peer: bool = False,
-               **fusion) -> tuple[dict, dict]:
-    """Every compared elemental map of one field (:data:`MAP_METHODS`; ``peer`` only when asked), and the seconds each took."""
+def field_maps(fld: Mapping, *, blur_sigma_px: float, lambda_edx: float, lambda_tv: float,
+               peer: Mapping[str, float] | None = None, **fusion) -> tuple[dict, dict]:
+    """Every compared elemental map of one field (:data:`MAP_METHODS`; ``peer`` only when given: its
+    ``lambda_edx`` and ``lambda_tv``), and the seconds each took."""
     import time
 
     maps, seconds = {"raw": np.asarray(fld["edx"], dtype=np.float64)}, {"raw": 0.0}
@@ -679,13 +698,14 @@ def field_maps(fld: Mapping, *, blur_sigma_px: float, lambda_edx: float, lambda_
     seconds["fused"] = time.perf_counter() - t
     if peer:
         t = time.perf_counter()
-        maps["peer"] = fusion_peer(fld["haadf"], fld["edx"], fld["elements"])
+        maps["peer"] = fusion_peer(fld["haadf"], fld["edx"], fld["elements"], **peer)
         seconds["peer"] = time.perf_counter() - t
     return maps, seconds
 
 
 def score_field(fld: Mapping, maps: Mapping[str, np.ndarray], *, positions: np.ndarray, spacing_px: float,
-                candidates: pd.DataFrame, match_radius_frac: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame]:
+                candidates: pd.DataFrame, match_radius_frac: float = 0.3,
+                k_factors: Mapping[str, float] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Map quality per element and column chemistry per method, against the field's truth.
 
     Parameters
@@ -702,6 +722,8 @@ def score_field(fld: Mapping, maps: Mapping[str, np.ndarray], *, positions: np.n
         :func:`candidate_compositions`.
     match_radius_frac : float
         Located columns match truth columns within this fraction of the spacing.
+    k_factors : mapping, optional
+        Relative EDX counts per atom (:func:`classify_columns`).
 
     Returns
     -------
@@ -730,8 +752,9 @@ def score_field(fld: Mapping, maps: Mapping[str, np.ndarray], *, positions: np.n
     rows = []
     for name, m in maps.items():
         signals = column_signals(m, fld["elements"], xs, ys, spacing_px=spacing_px)
-        for channels, table in (("maps", signals), ("maps+HAADF", signals.assign(**{f"signal_{HAADF_CHANNEL}": haadf}))):
-            predicted = classify_columns(table, candidates)
+        with_haadf = signals.assign(**{f"signal_{HAADF_CHANNEL}": haadf})
+        for channels, table in (("maps", signals), ("maps+HAADF", with_haadf)):
+            predicted = classify_columns(table, candidates, k_factors=k_factors)
             scores = chemistry_scores(predicted, np.asarray(cols["element"])[pairs[:, 1]],
                                       np.asarray(cols["pristine"])[pairs[:, 1]])
             route = name if channels == "maps" else f"{name}+{HAADF_CHANNEL}"
@@ -749,8 +772,8 @@ def dose_reduction(rows: pd.DataFrame, *, method: str, reference: str, target: f
     :func:`atomloc.analysis.sweeps.dose_to_detect`; the lowest level when it is
     reached there already, so the factor is then a lower bound); the interval
     resamples the fields at each level independently, both from the same
-    resample.  One that never reaches the target counts as +inf (so a ratio can
-    be inf, or NaN when neither does).
+    resample.  One that never reaches the target counts as +inf (a ratio is then
+    inf or 0; resamples where neither reaches it are left out of the interval).
 
     Parameters
     ----------
@@ -776,6 +799,11 @@ def dose_reduction(rows: pd.DataFrame, *, method: str, reference: str, target: f
         if method not in wide or reference not in wide:
             continue
         per_level = [wide.loc[c][[reference, method]].dropna().to_numpy() for c in levels]
+        keep = [len(v) > 0 for v in per_level]  # levels where both were scored on the same fields
+        levels = levels[np.array(keep, dtype=bool)]
+        per_level = [v for v, k in zip(per_level, keep) if k]
+        if not per_level:
+            continue
         means = np.array([v.mean(axis=0) for v in per_level])  # (levels, 2)
         point = _crossing(means.T, levels, target)
         boot = np.empty((n_boot, 2, len(levels)))
@@ -786,7 +814,8 @@ def dose_reduction(rows: pd.DataFrame, *, method: str, reference: str, target: f
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = crossings[:, 0] / crossings[:, 1]
             factor = point[0] / point[1]
-        lo, hi = _interval(np.where(np.isnan(ratio), np.inf, ratio), level)
+        ratio = ratio[~np.isnan(ratio)]  # resamples where neither reaches the target say nothing
+        lo, hi = _interval(ratio, level) if len(ratio) else (float("nan"), float("nan"))
         out.append({**dict(zip(keys, group_key if isinstance(group_key, tuple) else (group_key,))),
                     "reference": reference,
                     "method": method, "counts_reference": float(point[0]), "counts_method": float(point[1]),
@@ -806,6 +835,7 @@ def material_sites(material: str) -> list[str]:
 def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], train_fields: int,
                         test_fields: int, seed: int, lambda_edx: Sequence[float], lambda_tv: Sequence[float],
                         blur_sigmas_px: Sequence[float], locator: str = "gaussfit", peer: bool = False,
+                        peer_lambda_edx: Sequence[float] = (0.005,), peer_lambda_tv: Sequence[float] = (0.1,),
                         log=None, **fusion) -> dict:
     """Simulate, tune on a train split, and score on a test split, one count level at a time.
 
@@ -827,7 +857,8 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
     locator : str
         Registered locate method run on each HAADF (the columns classified).
     peer : bool
-        Also run the authors' package (:func:`fusion_peer`).
+        Also run the authors' package (:func:`fusion_peer`), its ``lambdaEDS`` / ``lambdaTV`` tuned on
+        the train split over ``peer_lambda_edx`` x ``peer_lambda_tv`` (default: its own defaults).
     log : logging.Logger, optional
     **fusion
         Further keywords of :func:`fuse_maps`.
@@ -858,9 +889,18 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
 
         train = [simulate(field_spec(0, i)) for i in range(int(train_fields))]
         sigma = tune_blur(train, blur_sigmas_px)
-        le, lt, grid = tune_fusion(train, lambda_edx=lambda_edx, lambda_tv=lambda_tv, **fusion)
-        tuning.append({"counts_per_pixel": float(counts), "blur_sigma_px": sigma, "lambda_edx": le, "lambda_tv": lt,
-                       "train_nrmse": float(grid["nrmse"].min()), "n_train": len(train)})
+        cross = field_spec(0, 0).edx_cross_section
+        k_train = [float(cross.get(e, 1.0)) for e in train[0]["elements"]]
+        le, lt, grid = tune_fusion(train, lambda_edx=lambda_edx, lambda_tv=lambda_tv, k_factors=k_train, **fusion)
+        tuned = {"counts_per_pixel": float(counts), "blur_sigma_px": sigma, "lambda_edx": le, "lambda_tv": lt,
+                 "train_nrmse": float(grid["nrmse"].min()), "n_train": len(train)}
+        peer_lambdas = None
+        if peer:
+            ple, plt_, pgrid = tune_peer(train, lambda_edx=peer_lambda_edx, lambda_tv=peer_lambda_tv)
+            peer_lambdas = {"lambda_edx": ple, "lambda_tv": plt_}
+            tuned.update({"peer_lambda_edx": ple, "peer_lambda_tv": plt_,
+                          "peer_train_nrmse": float(pgrid["nrmse"].min())})
+        tuning.append(tuned)
         if log:
             log.info("counts %.3g: blur sigma %.2f px, lambda_edx %.3g, lambda_tv %.3g (train NRMSE %.3f)",
                      counts, sigma, le, lt, grid["nrmse"].min())
@@ -870,11 +910,14 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
             candidates = candidate_compositions(material_sites(spec.material), dopants=list(spec.dopants),
                                                 dopant_host=spec.dopant_host or fld["elements"][0],
                                                 vacancy_element=spec.vacancy_element)
-            maps, secs = field_maps(fld, blur_sigma_px=sigma, lambda_edx=le, lambda_tv=lt, peer=peer, **fusion)
+            k = [float(spec.edx_cross_section.get(e, 1.0)) for e in fld["elements"]]
+            maps, secs = field_maps(fld, blur_sigma_px=sigma, lambda_edx=le, lambda_tv=lt, peer=peer_lambdas,
+                                    k_factors=k, **fusion)
             located = locate(fld["haadf"], locator, pixel_size_pm=spec.pixel_size_pm)
             xy = located[["x", "y"]].to_numpy()
             spacing = nearest_neighbour_spacing(np.column_stack([fld["columns"]["x"], fld["columns"]["y"]]))
-            q, c = score_field(fld, maps, positions=xy, spacing_px=spacing, candidates=candidates)
+            q, c = score_field(fld, maps, positions=xy, spacing_px=spacing, candidates=candidates,
+                               k_factors=dict(spec.edx_cross_section))
             key = {"counts_per_pixel": float(counts), "field": i}
             quality.append(q.assign(**key))
             chemistry.append(c.assign(**key))

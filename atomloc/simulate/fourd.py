@@ -177,7 +177,7 @@ def simulate_4dstem(material: str = "MoS2", *, min_size_A: float = 10.0, repeats
                     energy_keV: float = 300.0, semiangle_mrad: float = 25.0, defocus_A: float = 0.0,
                     scan_step_A: float = 0.3, max_angle_mrad: float = 60.0, detector_bin: int = 1,
                     dose_e_per_A2: float | None = 1.0e4, wave_sampling_A: float | None = None,
-                    slice_thickness_A: float = 1.0, seed: int = 0) -> FourDSTEM:
+                    slice_thickness_A: float = 1.0, seed: int = 0, n_workers: int | None = None) -> FourDSTEM:
     """abTEM 4D-STEM scan of a perfect crystal, with Poisson noise and the true columns.
 
     Parameters
@@ -212,6 +212,8 @@ def simulate_4dstem(material: str = "MoS2", *, min_size_A: float = 10.0, repeats
         Multislice slice thickness, Å.
     seed : int
         Seed of the Poisson noise.
+    n_workers : int, optional
+        Threads of the multislice (dask's threaded scheduler; default: dask's, every core).
 
     Returns
     -------
@@ -243,7 +245,10 @@ def simulate_4dstem(material: str = "MoS2", *, min_size_A: float = 10.0, repeats
         wave_sampling_A = min(0.05, 0.97 * wavelength / (3 * np.sqrt(2) * max_angle_mrad * 1e-3))
     atoms = supercell_atoms(material, min_size_A=min_size_A, repeats=repeats)
     extent = tuple(float(v) for v in np.diag(atoms.cell)[:2])  # (x, y)
-    with abtem.config.set({"fft": "numpy", "dask.scheduler": "threads"}):
+    import dask
+
+    workers = {} if n_workers is None else {"num_workers": int(n_workers)}
+    with abtem.config.set({"fft": "numpy", "dask.scheduler": "threads"}), dask.config.set(**workers):
         potential = abtem.Potential(atoms, sampling=wave_sampling_A, slice_thickness=slice_thickness_A,
                                     projection="infinite")
         probe = abtem.Probe(energy=energy_keV * 1e3, semiangle_cutoff=semiangle_mrad, defocus=defocus_A)

@@ -42,7 +42,8 @@ rule chemistry_benchmark:
     params:
         dataset=lambda wildcards: CHEM_DATASETS[wildcards.chem_dataset],
         settings={k: CHEMISTRY[k] for k in ("counts_per_pixel", "train_fields", "test_fields", "seed", "lambda_edx",
-                                            "lambda_tv", "blur_sigma_px", "gamma", "n_iter", "locator")},
+                                            "lambda_tv", "blur_sigma_px", "gamma", "n_iter", "locator", "peer_lambda_edx",
+                                            "peer_lambda_tv")},
         peer=CHEM_PEER,
     log:
         "results/logs/chemistry/{chem_dataset}.log",

@@ -229,6 +229,7 @@ def final_outputs():
         figures += [f"results/figures/chemistry/maps.{ext}" for ext in ("png", "pdf")]
     tables += [f"results/chemistry/files/{name}/{f}" for name in CHEM_FILES for f in ("columns.csv", "fused.npy")]
     figures += [f"results/figures/chemistry/{name}.{ext}" for name in CHEM_FILES for ext in ("png", "pdf")]
+    tables += PTYCHO_OUTPUTS  # the ptychography tables and figure (empty when ptycho.enabled is false)
     training = [f"results/training/{dataset}.h5" for dataset in TRAIN_DATASETS]
     models = [f"results/models/{m}.{ext}" for m in METHODS if m in LEARNED for ext in ("pt", "json")]
     return tables + figures + training + models

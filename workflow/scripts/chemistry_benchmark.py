@@ -12,7 +12,8 @@ s = dict(p.settings)
 result = chemistry_benchmark(p.dataset, counts_per_pixel=s["counts_per_pixel"], train_fields=s["train_fields"],
                              test_fields=s["test_fields"], seed=s["seed"], lambda_edx=s["lambda_edx"],
                              lambda_tv=s["lambda_tv"], blur_sigmas_px=s["blur_sigma_px"], locator=s["locator"],
-                             peer=p.peer, log=log, gamma=s["gamma"], n_iter=s["n_iter"])
+                             peer=p.peer, peer_lambda_edx=s["peer_lambda_edx"], peer_lambda_tv=s["peer_lambda_tv"],
+                             log=log, gamma=s["gamma"], n_iter=s["n_iter"])
 for key, table in (("quality", result["quality"]), ("columns", result["chemistry"]), ("tuning", result["tuning"]),
                    ("seconds", result["seconds"])):
     with atomic_path(out[key]) as tmp:

@@ -35,12 +35,14 @@ for c in [c for c in maps if "/" in c]:
 sec = seconds.groupby(["dataset", "method"])["seconds"].mean().rename("s_per_field").reset_index()
 md = md.merge(sec, on=["dataset", "method"], how="left")
 tune = "; ".join(f"{r.dataset} {r.counts_per_pixel:g}: blur {r.blur_sigma_px:g} px, λ_edx {r.lambda_edx:g}, "
-                 f"λ_tv {r.lambda_tv:g}" for r in tuning.itertuples())
+                 f"λ_tv {r.lambda_tv:g}" + (f", peer {r.peer_lambda_edx:g} / {r.peer_lambda_tv:g}"
+                                          if "peer_lambda_edx" in tuning else "") for r in tuning.itertuples())
 write_table(next(tables), next(tables), maps, "Elemental maps: scale-invariant NRMSE, PSNR and SSIM against the truth",
             ["Test fields per count level (mean [95 % bootstrap interval]); counts_per_pixel: mean EDX counts per "
              "pixel of one atom per site of the first cation; truth: the noise-free EDX map without background.",
              "raw: the counts; blur: Gaussian blur, sigma tuned on the train fields; fused: atomloc's fusion "
-             "(HAADF + EDX, λ's tuned on the train fields); peer: the authors' multimodal-fusion with its defaults.",
+             "(HAADF + EDX, λ's tuned on the train fields); peer: the authors' multimodal-fusion, its lambdaEDS and "
+             "lambdaTV tuned on the train fields (its other settings its defaults).",
              f"Tuned: {tune}."], markdown=md)
 
 # 2. Column classification per method, with and without each column's HAADF signal.
