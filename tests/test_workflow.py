@@ -428,6 +428,8 @@ def test_real_files_dataset_runs_through_the_workflow(tmp_path):
                           {"name": "real_au", "split": "test", "source": "files"}]
     config["methods"] = {"gaussfit": {}, "log": {}}
     config["sweeps"] = []
+    config["chemistry"]["datasets"] = []  # (the tiny run covers these)
+    config["ptycho"]["enabled"] = False
     for entry in config["models"].values():  # (models merge with config.yaml's; none is trained here)
         entry["sources"] = ["library"]
     # As the main config (a --configfile would merge its methods with config.yaml's eleven).
