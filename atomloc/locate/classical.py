@@ -14,6 +14,7 @@ from skimage.feature import blob_dog, blob_doh, blob_log
 from skimage.filters import threshold_otsu
 from skimage.measure import label
 from skimage.morphology import disk
+from skimage.segmentation import watershed
 from skimage.restoration import richardson_lucy
 
 from atomloc.core.errors import AtomlocInputError
@@ -66,11 +67,11 @@ def _prepare(image, spacing_px, preset):
     return image - spacing_background(image, spacing_px)
 
 
-def _finish(image, table, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate):
+def _finish(image, table, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate, bias_px=0.0):
     """``study``: the detector's output; ``noise``: only the detections that stand out of the noise."""
     if preset == "study":
         return table
-    return noise_filter(image, table, spacing_px, false_alarm_rate, neighbour_false_alarm_rate)
+    return noise_filter(image, table, spacing_px, false_alarm_rate, neighbour_false_alarm_rate, bias_px=bias_px)
 
 
 
@@ -116,6 +117,31 @@ def _threshold_regions(image, spacing_px, smooth_sigma_px, threshold, min_area_p
     return labels + weak, smooth, np.where(labels > 0, t, t_weak)
 
 
+def _split_merged(labels, smooth, peaks):
+    """Split the components that hold several maxima standing out of the noise, one region per maximum.
+
+    At low dose one threshold joins neighbouring columns (graphene's 1.42 Å
+    pairs) into one component, whose centroid is then neither column.  Each
+    component holding two or more of ``peaks`` ((n, 2) row, col: the maxima of
+    :func:`find_peaks`) is divided by scikit-image's marker watershed of the
+    smoothed image; the other components stay as they are.
+    """
+    peaks = np.asarray(peaks, dtype=int).reshape(-1, 2)
+    if len(peaks) == 0 or labels.max() == 0:
+        return labels
+    at = labels[peaks[:, 0], peaks[:, 1]]
+    counts = np.bincount(at, minlength=labels.max() + 1)
+    counts[0] = 0
+    merged = counts >= 2
+    if not merged.any():
+        return labels
+    seeds = peaks[merged[at]]
+    markers = np.zeros(labels.shape, dtype=np.int64)
+    markers[seeds[:, 0], seeds[:, 1]] = labels.max() + 1 + np.arange(len(seeds))
+    region = merged[labels]
+    return np.where(region, watershed(-smooth, markers, mask=region), labels)
+
+
 def _components_table(labels, weights, smooth):
     """Centroid of each labelled component, weighted by ``weights`` (ones = plain centroid)."""
     index = np.unique(labels[labels > 0])
@@ -153,6 +179,9 @@ def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO
     """
     labels, smooth, _ = _threshold_regions(_prepare(image, spacing_px, preset), spacing_px, smooth_sigma_px,
                                            threshold, min_area_px, levels=1 if preset == "study" else 2)
+    if preset == "noise":
+        labels = _split_merged(labels, smooth, find_peaks(image, spacing_px, false_alarm_rate=false_alarm_rate,
+                                                          neighbour_false_alarm_rate=neighbour_false_alarm_rate))
     return _finish(image, _components_table(labels, np.ones_like(smooth), smooth), spacing_px, preset,
                    false_alarm_rate, neighbour_false_alarm_rate)
 
@@ -172,6 +201,9 @@ def threshold_wcentroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUT
     """
     labels, smooth, t = _threshold_regions(_prepare(image, spacing_px, preset), spacing_px, smooth_sigma_px,
                                            threshold, min_area_px, levels=1 if preset == "study" else 2)
+    if preset == "noise":
+        labels = _split_merged(labels, smooth, find_peaks(image, spacing_px, false_alarm_rate=false_alarm_rate,
+                                                          neighbour_false_alarm_rate=neighbour_false_alarm_rate))
     return _finish(image, _components_table(labels, np.clip(smooth - t, 0.0, None), smooth), spacing_px, preset,
                    false_alarm_rate, neighbour_false_alarm_rate)
 
@@ -256,10 +288,18 @@ def dog_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_
     return _finish(image, blobs, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate)
 
 
+DOH_BIAS_PX = 2.0 ** 0.5
+"""How far ``blob_doh``'s positions sit from a round column's centre: its box-filter Hessian puts them
+0-2 px (mostly 1 px) up and left, depending on the box size and the column width (measured with
+scikit-image 0.26 on rendered columns); :func:`noise_filter` looks this much farther for the maximum
+that supports a DoH blob."""
+
+
 @register("doh",
           "scikit-image blob_doh (determinant of Hessian) on the image scaled to 0-1; "
           "max_sigma = sqrt(spacing) capped at 10, threshold 0.004 (the AtomID-net study's settings); by default "
-          "on the image without its background, keeping the blobs that stand out of the noise.")
+          "on the image without its background, with a second pass for a weaker sublattice where the noise test "
+          "finds maxima the first left out, keeping the blobs that stand out of the noise.")
 def doh_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_px: AutoPx = AUTO,
               num_sigma: Annotated[int, Int(ge=1)] = 10, threshold: AutoNonNegative = AUTO, overlap: Fraction = 0.5,
               preset: Preset = "noise",
@@ -269,14 +309,66 @@ def doh_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_
     The determinant is positive for bright and dark blobs alike, so the sign
     of the Laplacian keeps the bright ones.  scikit-image approximates the
     Hessian with box filters on the integral image; on round columns its
-    positions sit about 1 px up and left of the centre (measured here, kept
-    as it is: this method is scikit-image's detector).  Otherwise (``preset``
-    too) as :func:`log_blobs`.
+    positions sit 0-2 px (mostly 1 px) up and left of the centre, by an
+    amount that depends on the box size and the column width (measured here,
+    kept as it is: this method is scikit-image's detector).
+    ``preset="noise"`` adds a second pass for a weaker sublattice on the
+    maxima that stand out of the noise but lie away from every blob of the
+    first (:func:`_unexplained`).  Otherwise (``preset`` too) as
+    :func:`log_blobs`.
     """
     threshold = _auto(threshold, BLOB_THRESHOLDS["doh"][preset])
-    blobs = _detect_blobs(blob_doh, _prepare(image, spacing_px, preset), spacing_px, min_sigma_px, max_sigma_px,
-                          num_sigma=int(num_sigma), threshold=float(threshold), overlap=float(overlap))
-    return _finish(image, blobs, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate)
+    prepared = _prepare(image, spacing_px, preset)
+    options = {"num_sigma": int(num_sigma), "threshold": float(threshold), "overlap": float(overlap)}
+    blobs = _detect_blobs(blob_doh, prepared, spacing_px, min_sigma_px, max_sigma_px, **options)
+    if preset == "noise":
+        rest = _unexplained(image, prepared, blobs, spacing_px, false_alarm_rate, neighbour_false_alarm_rate)
+        if rest is not None:
+            weak = _detect_blobs(blob_doh, rest, spacing_px, min_sigma_px, max_sigma_px, **options)
+            blobs = pd.concat([blobs, weak], ignore_index=True)
+    return _finish(image, blobs, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate,
+                   bias_px=DOH_BIAS_PX)
+
+
+def _unexplained(image, prepared, blobs, spacing_px, false_alarm_rate, neighbour_false_alarm_rate):
+    """Where a second blob-detector pass should look for a weaker sublattice, or None.
+
+    DoH's response grows as the square of a blob's height, so a threshold on the
+    0-1 scaled image that keeps noise out leaves columns a tenth as bright as the
+    brightest (ReS2's S, SrTiO3's O) out too, and a threshold low enough to reach
+    them makes scikit-image prune tens of thousands of noise blobs (minutes per
+    1024 x 1024 image).  So the second pass runs only on the maxima that stand out
+    of the noise (:func:`find_peaks`, the two-threshold rule) but lie farther than
+    sqrt(2) x the blobs' median sigma + :data:`WEAK_SUBLATTICE_GAP_FRAC` x spacing
+    from every blob found: the background-subtracted image ``prepared`` within half
+    a spacing of such a maximum (outside the found blobs' neighbourhoods), zero
+    elsewhere.  Its detections face the same noise test (:func:`noise_filter`)
+    as the first pass's.
+    """
+    peaks = find_peaks(image, spacing_px, false_alarm_rate=false_alarm_rate,
+                       neighbour_false_alarm_rate=neighbour_false_alarm_rate)
+    if len(peaks) == 0:
+        return None
+    near = np.zeros(prepared.shape, dtype=bool)
+    if len(blobs):
+        xy = blobs[["x", "y"]].to_numpy(dtype=np.float64)
+        radius = np.sqrt(2) * float(np.median(blobs["sigma"])) + WEAK_SUBLATTICE_GAP_FRAC * spacing_px
+        distance, _ = cKDTree(xy).query(peaks[:, ::-1].astype(np.float64))
+        peaks = peaks[distance > radius]
+        if len(peaks) == 0:
+            return None
+        near = _within(prepared.shape, xy[:, ::-1], radius)
+    support = _within(prepared.shape, peaks, 0.5 * spacing_px) & ~near
+    rest = np.where(support, prepared, 0.0)
+    return rest if np.ptp(rest) > 0 else None
+
+
+def _within(shape, rows_cols, radius_px):
+    """Pixels within ``radius_px`` of any of the (row, col) positions (rounded to whole pixels)."""
+    seeds = np.ones(shape, dtype=bool)
+    rc = np.rint(np.asarray(rows_cols, dtype=np.float64)).astype(int)
+    seeds[np.clip(rc[:, 0], 0, shape[0] - 1), np.clip(rc[:, 1], 0, shape[1] - 1)] = False
+    return ndimage.distance_transform_edt(seeds) <= radius_px
 
 
 def peak_settings(spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO) -> dict:
@@ -385,13 +477,15 @@ SNAP_FRAC = 0.15
 
 
 def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
-                 neighbour_false_alarm_rate=0.1) -> pd.DataFrame:
+                 neighbour_false_alarm_rate=0.1, *, bias_px: float = 0.0) -> pd.DataFrame:
     """Keep the detections of ``table`` (``x, y``, pixels) that stand out of the noise (:func:`stand_out`).
 
     A detection is a column only where the smoothed, background-subtracted
     image (:func:`peak_settings` for the spacing) has a local maximum within
-    ``SNAP_FRAC`` x spacing + 1 px of it; that maximum's height is then judged
-    (a detection on the flank of a column, or between two, has none).  Of
+    ``SNAP_FRAC`` x spacing + 1 px (+ ``bias_px``, a detector's known position
+    bias) of it, and the nearest to that maximum of the detections it could back;
+    that maximum's height is then judged (a detection on the flank of a column,
+    or between two, has none).  Of
     detections closer than the peak search's minimum distance (0.5 x spacing)
     only the highest is kept.
     """
@@ -401,18 +495,24 @@ def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
     peaks, peak_h = peak_heights(image, **settings)
     xy = table[["x", "y"]].to_numpy(dtype=np.float64)
     heights = np.full(len(xy), -np.inf)
+    distance = np.full(len(xy), np.inf)
     if len(peaks):
-        distance, nearest = cKDTree(peaks[:, ::-1]).query(xy, distance_upper_bound=SNAP_FRAC * spacing_px + 1.0)
-        found = np.isfinite(distance)
+        distance, nearest = cKDTree(peaks[:, ::-1]).query(xy, distance_upper_bound=SNAP_FRAC * spacing_px + 1.0 + bias_px)
+        found = np.nonzero(np.isfinite(distance))[0]
+        # each maximum backs one detection, the nearest
+        found = found[np.lexsort((distance[found], nearest[found]))]
+        found = found[np.r_[True, np.diff(nearest[found]) != 0]] if len(found) else found
         heights[found] = peak_h[nearest[found]]
     keep = stand_out(xy[:, ::-1], heights, noise_sigma(image), spacing_px, settings, false_alarm_rate,
                      neighbour_false_alarm_rate)
     # One detection per column: of detections closer than the peak search's minimum distance
-    # (a blob found at two scales, a column split in two), the highest stays.
+    # (a blob found at two scales, a column split in two), the highest stays; of two backed by the
+    # same maximum, the nearer to it.
+    rank = np.lexsort((distance, -heights)).argsort()  # 0 = highest, then nearest
     for i, j in sorted(cKDTree(xy).query_pairs(settings["min_distance_px"]),
-                       key=lambda ij: -max(heights[ij[0]], heights[ij[1]])):
+                       key=lambda ij: min(rank[ij[0]], rank[ij[1]])):
         if keep[i] and keep[j]:
-            keep[j if heights[i] >= heights[j] else i] = False
+            keep[j if rank[i] < rank[j] else i] = False
     return table[keep].reset_index(drop=True)
 
 
