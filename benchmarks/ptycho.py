@@ -18,7 +18,11 @@ registered method of :mod:`atomloc.locate` can be added (``--locators peaks gaus
 Scores against the true columns (scan pixels): F1 at 0.3 x the nearest-neighbour spacing
 (:func:`atomloc.analysis.metrics.score_detections`), the recall of the heavy (Mo) and of the
 light (S2) columns (each scored with the other kind as "don't care"), and the RMSE of the
-matched positions in pm (:func:`atomloc.analysis.ptycho.score_modality`); ``image_s`` is the time
+matched positions in pm (:func:`atomloc.analysis.ptycho.score_modality`); ``phase_error`` (phase images only)
+is the relative RMS error of the phase against the true one, sigma x abTEM's projected potential of the same
+atoms band-limited to 2 alpha / lambda and resampled like the reconstruction
+(:func:`atomloc.simulate.fourd.projected_phase`, :func:`atomloc.analysis.ptycho.reference_phase`,
+:func:`atomloc.analysis.ptycho.phase_error`: constant removed, 4 scan pixels of edge left out); ``image_s`` is the time
 to make the image (the reconstruction, the virtual detectors), ``locate_s`` the locator's.  Prints
 one Markdown table; ``--out`` writes it as CSV.
 
@@ -47,12 +51,12 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atomloc.analysis.ptycho import score_modality  # noqa: E402
+from atomloc.analysis.ptycho import phase_error, reference_phase, score_modality  # noqa: E402
 from atomloc.core.errors import AtomlocInputError  # noqa: E402
 from atomloc.io.fourd import read_4dstem, write_4dstem  # noqa: E402
 from atomloc.ptycho import reconstruct_ptycho  # noqa: E402
 from atomloc.ptycho.virtual import virtual_images  # noqa: E402
-from atomloc.simulate.fourd import apply_dose, simulate_4dstem  # noqa: E402
+from atomloc.simulate.fourd import apply_dose, projected_phase, simulate_4dstem  # noqa: E402
 
 DOSES = (1.0e3, 1.0e4, 1.0e5)
 
@@ -177,6 +181,11 @@ def run(material: str, doses, iterations: int, batch_size: int, learning_rate: f
     spacing_A = _spacing(truth * np.array(scan.scan_sampling_A[::-1]))
     print(f"{material}: abTEM 4D-STEM {scan.scan_shape} positions x {scan.detector_shape} pixels in {t_sim:.1f} s; "
           f"{len(truth)} columns ({light.sum()} light), spacing {spacing_A:.2f} Å", file=sys.stderr)
+    truth_phase, phase_sampling = projected_phase(material, energy_keV=scan.energy_keV,
+                                                  slice_thickness_A=scan.attrs["slice_thickness_A"])
+    reference = reference_phase(truth_phase, phase_sampling, energy_keV=scan.energy_keV,
+                                semiangle_mrad=scan.semiangle_mrad, scan_sampling_A=scan.scan_sampling_A,
+                                scan_origin_A=scan.scan_origin_A, scan_shape=scan.scan_shape)
     rows = []
     for k, dose in enumerate(doses):
         data, _ = apply_dose(scan.data, dose, scan.scan_sampling_A, seed + 1 + k)
@@ -201,13 +210,14 @@ def run(material: str, doses, iterations: int, batch_size: int, learning_rate: f
         print(f"  dose {dose:g}: reconstruction {seconds['phase']:.1f} s, loss {result.loss[0]:.4f} -> "
               f"{result.loss[-1]:.4f}", file=sys.stderr)
         for name, image in images.items():
+            error = phase_error(image, reference) if "phase" in name else np.nan
             for locator in locators:
                 t1 = time.perf_counter()
                 pred = locate_on(image, locator, scan.scan_sampling_A, spacing_A)
                 located = time.perf_counter() - t1
                 s = score_modality(pred, truth, light, image.shape, scan.scan_sampling_A)
                 rows.append({"dose_e_per_A2": dose, "image": name, "locator": locator, **s,
-                             "image_s": seconds[name], "locate_s": located})
+                             "phase_error": error, "image_s": seconds[name], "locate_s": located})
     return pd.DataFrame(rows)
 
 

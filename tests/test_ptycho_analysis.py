@@ -13,11 +13,14 @@ from atomloc.analysis.ptycho import (
     light_columns,
     light_dose_to_detect,
     noise_seed,
+    phase_error,
     ptycho_benchmark,
     ptycho_tables,
+    reference_phase,
     score_modality,
 )
 from atomloc.core.errors import AtomlocInputError
+from atomloc.core.optics import electron_wavelength_A
 
 
 def test_score_modality_planted():
@@ -146,3 +149,47 @@ def test_ptycho_tables_and_acceptance():
     assert acc["rmse"] and acc["phase_rmse_pm"] == pytest.approx(2.0) and acc["vadf_rmse_pm"] == pytest.approx(5.0)
     strict = acceptance_lines(summary, ceiling=0.55, rmse_ratio=0.3).iloc[0]
     assert not strict["light"] and not strict["rmse"]
+
+
+def test_phase_error_ignores_a_constant_and_scores_a_flat_phase_one():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0.0, 0.3, (30, 40))
+    assert phase_error(reference + 0.7, reference) == pytest.approx(0.0, abs=1e-12)
+    assert phase_error(np.zeros_like(reference), reference) == pytest.approx(1.0)
+    assert phase_error(2 * reference, reference, margin_px=0) == pytest.approx(1.0)
+    # the edges are left out
+    noisy_edges = reference.copy()
+    noisy_edges[:4] += 5.0
+    assert phase_error(noisy_edges, reference, margin_px=4) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(AtomlocInputError, match="shapes differ"):
+        phase_error(reference[:-1], reference)
+
+
+def test_reference_phase_keeps_the_transferred_band_and_drops_the_rest():
+    # a periodic 0.05 Å grid of 12.8 x 10.0 Å; the scan samples the same grid (no anti-alias blur)
+    ny, nx, step = 200, 256, 0.05
+    y, x = np.mgrid[0:ny, 0:nx] * step
+    cutoff = 2 * 25e-3 / electron_wavelength_A(300.0)  # 2 alpha / lambda, 1/Å (2.5 at 300 kV, 25 mrad)
+    low = np.cos(2 * np.pi * (x / 12.8 * 16))  # 1.25 / Å: inside the band
+    high = np.cos(2 * np.pi * (y / 10.0 * 40))  # 4 / Å: outside
+    assert 1.25 < cutoff < 4.0
+    out = reference_phase(low + high, (step, step), energy_keV=300.0, semiangle_mrad=25.0,
+                          scan_sampling_A=(step, step), scan_origin_A=(0.0, 0.0), scan_shape=(ny - 8, nx - 8))
+    np.testing.assert_allclose(out, low[:ny - 8, :nx - 8], atol=1e-6)
+
+
+def test_projected_phase_peaks_on_the_metal_columns():
+    from atomloc.simulate.fourd import projected_phase, supercell_atoms
+
+    phase, sampling = projected_phase("MoS2", repeats=(1, 1), sampling_A=0.05)
+    atoms = supercell_atoms("MoS2", repeats=(1, 1))
+    assert phase.shape == tuple(int(round(c / s)) for c, s in zip(np.diag(atoms.cell)[1::-1], sampling))
+    assert phase.min() >= 0.0
+    mo = atoms.positions[np.array(atoms.get_chemical_symbols()) == "Mo"][:, :2]
+    row, col = np.unravel_index(np.argmax(phase), phase.shape)
+    peak_xy = np.array([col * sampling[1], row * sampling[0]])
+    assert np.min(np.hypot(*(mo - peak_xy).T)) <= 0.06
+    # the S2 column's phase (two S atoms) is a fraction of the Mo column's
+    s_xy = atoms.positions[np.array(atoms.get_chemical_symbols()) == "S"][0, :2]
+    s_phase = phase[int(round(s_xy[1] / sampling[0])) % phase.shape[0], int(round(s_xy[0] / sampling[1])) % phase.shape[1]]
+    assert 0.2 * phase.max() < s_phase < 0.9 * phase.max()

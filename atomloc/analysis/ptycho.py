@@ -173,6 +173,54 @@ def haadf_anchor(material: str, *, scan_shape, scan_sampling_A, dose_e_per_A2: f
     return series.frames[0], truth.positions(0), light_columns(truth.element)
 
 
+def reference_phase(phase: np.ndarray, sampling_A, *, energy_keV: float, semiangle_mrad: float, scan_sampling_A,
+                    scan_origin_A, scan_shape) -> np.ndarray:
+    """The true phase as far as a ptychographic reconstruction can recover it, on the scan grid.
+
+    ``phase`` (a periodic grid with pixel (0, 0) at the origin,
+    :func:`atomloc.simulate.fourd.projected_phase`) is band-limited to the spatial
+    frequencies the scan transfers, |k| <= 2 alpha / lambda (the diameter of the
+    bright-field disc), then resampled onto the scan grid exactly as the
+    reconstruction's phase is (:func:`atomloc.ptycho.reconstruct.phase_on_scan_grid`,
+    anti-aliased).
+
+    Returns
+    -------
+    ndarray of float64, shape ``scan_shape``
+        Radians.
+    """
+    from atomloc.core.optics import electron_wavelength_A
+    from atomloc.ptycho.reconstruct import phase_on_scan_grid
+
+    phase = np.asarray(phase, dtype=np.float64)
+    sy, sx = np.broadcast_to(np.asarray(sampling_A, dtype=np.float64), (2,))
+    ky = np.fft.fftfreq(phase.shape[0], sy)[:, None]
+    kx = np.fft.fftfreq(phase.shape[1], sx)[None, :]
+    cutoff = 2 * semiangle_mrad * 1e-3 / electron_wavelength_A(energy_keV)
+    band = np.fft.ifft2(np.fft.fft2(phase) * (np.hypot(ky, kx) <= cutoff)).real
+    return phase_on_scan_grid(band, object_sampling_A=(sy, sx), object_origin_A=(0.0, 0.0),
+                              scan_sampling_A=scan_sampling_A, scan_origin_A=scan_origin_A,
+                              scan_shape=scan_shape).astype(np.float64)
+
+
+def phase_error(phase: np.ndarray, reference: np.ndarray, *, margin_px: int = 4) -> float:
+    """Relative RMS error of a reconstructed phase against the reference, away from the scan's edges.
+
+    A constant phase cannot be measured, so the mean difference is removed; the RMS of
+    what is left is divided by the RMS of the reference about its mean (0: exact; 1: no
+    better than a flat phase).  ``margin_px`` scan pixels along each edge are left out
+    (there fewer probe positions overlap).
+    """
+    phase, reference = np.asarray(phase, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if phase.shape != reference.shape:
+        raise AtomlocInputError(f"phase_error: shapes differ ({phase.shape} vs {reference.shape})")
+    m = int(margin_px)
+    inner = (slice(m, phase.shape[0] - m or None), slice(m, phase.shape[1] - m or None))
+    diff = phase[inner] - reference[inner]
+    ref = reference[inner] - reference[inner].mean()
+    return float(np.sqrt(np.mean((diff - diff.mean()) ** 2) / np.mean(ref ** 2)))
+
+
 def resolve_device(device: str = "auto") -> str:
     """``"auto"``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``; ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` checked.
 

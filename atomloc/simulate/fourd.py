@@ -47,6 +47,45 @@ def supercell_atoms(material: str, *, min_size_A: float = 10.0, repeats: tuple[i
     return atoms * (int(repeats[0]), int(repeats[1]), 1)
 
 
+def projected_phase(material: str = "MoS2", *, min_size_A: float = 10.0, repeats: tuple[int, int] | None = None,
+                    energy_keV: float = 300.0, sampling_A: float = 0.05,
+                    slice_thickness_A: float = 1.0) -> tuple[np.ndarray, tuple[float, float]]:
+    """The specimen's true phase: sigma x its projected potential, on the supercell :func:`simulate_4dstem` scans.
+
+    abTEM's projected potential (``Potential.project``, the same atoms, parametrisation
+    and slicing as the 4D-STEM simulation) times the interaction parameter
+    (``abtem.core.energy.energy2sigma``): the phase a weak, thin object gives the
+    wave, the quantity a ptychographic reconstruction estimates.  The grid is periodic,
+    with pixel (0, 0) at the supercell's origin (the scan's first position).
+
+    Parameters
+    ----------
+    material, min_size_A, repeats, energy_keV, slice_thickness_A
+        As for :func:`simulate_4dstem`.
+    sampling_A : float
+        Requested grid sampling, Å (abTEM fits a whole number of pixels to the cell).
+
+    Returns
+    -------
+    phase : ndarray of float64, shape (ny, nx)
+        Radians.
+    sampling_A : (float, float)
+        The grid's sampling (y, x), Å.
+    """
+    import abtem
+    from abtem.core.energy import energy2sigma
+
+    atoms = supercell_atoms(material, min_size_A=min_size_A, repeats=repeats)
+    with abtem.config.set({"fft": "numpy", "dask.scheduler": "threads"}):
+        potential = abtem.Potential(atoms, sampling=sampling_A, slice_thickness=slice_thickness_A,
+                                    projection="infinite")
+        projected = potential.project()
+        if getattr(projected, "is_lazy", False):
+            projected = projected.compute(progress_bar=False)
+    phase = energy2sigma(energy_keV * 1e3) * np.asarray(projected.array, dtype=np.float64).T  # (x, y) -> (y, x)
+    return phase, tuple(float(v) for v in projected.sampling)[::-1]
+
+
 def truth_columns(atoms, scan_origin_A, scan_sampling_A, scan_shape, margin_px: float = 0.5) -> dict:
     """The projected columns of a periodic supercell in scan pixels.
 
