@@ -47,7 +47,12 @@ def _jobs():
 def test_tiny_workflow_runs_on_slurm(cluster, tmp_path):
     work = copy_repo(tmp_path)
     config = yaml.safe_load((work / TINY).read_text())
-    # the chemistry and ptychography rules have their own tests (test_workflow's tiny run); not resubmitted here
+    # What reaches SLURM is the point here, not every rule (test_workflow's tiny run covers those): one test
+    # and one train series, no sweeps, restorations, chemistry or ptychography (each SLURM job costs seconds
+    # of start-up).
+    config["datasets"] = [d for d in config["datasets"] if d["name"] in ("tiny_mos2", "tiny_train")]
+    config["sweeps"] = []
+    config["restoration"] = {"locate": [], "quality": []}
     config["chemistry"]["datasets"] = []
     config["ptycho"]["enabled"] = False
     config["methods"] = {"gaussfit": {}, "atomid": {}}
