@@ -318,32 +318,6 @@ def test_same_config_same_bytes(tiny_run):
     assert {p: _digest(p, True) for p in files} == {p: d for p, (d, _) in before.items()}
 
 
-def test_invalid_config_value_names_the_key(tmp_path):
-    work = copy_repo(tmp_path)
-    bad = yaml.safe_load((work / TINY).read_text())
-    bad["evaluate"] = {"match_radius_frac": 5}
-    (work / "bad.yaml").write_text(yaml.safe_dump(bad))
-    res = snakemake(work, "-n", "--configfile", "bad.yaml")
-    assert res.returncode != 0
-    assert "match_radius_frac" in res.stderr + res.stdout
-    bad["evaluate"] = {}
-    bad["methods"] = {"log": {"thresh": 1}}
-    (work / "bad.yaml").write_text(yaml.safe_dump(bad))
-    res = snakemake(work, "-n", "--configfile", "bad.yaml")
-    assert res.returncode != 0 and "thresh" in res.stderr + res.stdout
-    # a parameter of the wrong type or out of range fails at parse time, not inside an infer job
-    bad["methods"] = {"log": {"threshold": "abc"}, "gaussfit": {}}
-    (work / "bad.yaml").write_text(yaml.safe_dump(bad))
-    res = snakemake(work, "-n", "--configfile", "bad.yaml")
-    assert res.returncode != 0
-    assert "method 'log': threshold='abc': expected a number >= 0" in res.stderr + res.stdout
-    bad["methods"] = {"gaussfit": {"columns": "light"}}
-    (work / "bad.yaml").write_text(yaml.safe_dump(bad))
-    res = snakemake(work, "-n", "--configfile", "bad.yaml")
-    assert res.returncode != 0
-    assert "methods.gaussfit: columns='light': expected one of 'all', 'heavy'" in res.stderr + res.stdout
-
-
 def test_failed_rule_leaves_no_output(tmp_path):
     work = copy_repo(tmp_path)
     series = work / "results" / "series"
@@ -522,6 +496,11 @@ BAD_CONFIGS = [
      "datasets[tiny_mos2]: pixel_size_override_pm only for source: files", "pixel_size_pm sets its pixel size"),
     ("method_parameter", lambda c: c.update(methods={"log": {"overlap": -1}}),
      "method 'log': overlap=-1: expected a number in [0, 1]", None),
+    ("method_parameter_type", lambda c: c.update(methods={"log": {"threshold": "abc"}, "gaussfit": {}}),
+     "method 'log': threshold='abc': expected a number >= 0", None),
+    ("method_unknown_parameter", lambda c: c.update(methods={"log": {"thresh": 1}}), "thresh", None),
+    ("columns", lambda c: c.update(methods={"gaussfit": {"columns": "light"}}),
+     "methods.gaussfit: columns='light': expected one of 'all', 'heavy'", None),
     ("sweep_without_focus", lambda c: c["sweeps"][0].update(defocus_nm=[3.0]),
      "sweeps[tiny].defocus_nm: must contain 0 (the in-focus dose sweep)", None),
     ("sweep_unknown_method", lambda c: c.update(sweep_report={"methods": ["gausfit"]}),
@@ -534,16 +513,24 @@ BAD_CONFIGS = [
 
 
 @pytest.fixture(scope="module")
-def bad_config_repo(tmp_path_factory):
-    return copy_repo(tmp_path_factory.mktemp("badcfg"))
+def bad_config_runs(tmp_path_factory):
+    """Every case's `snakemake -n`, two at a time (each is a second-long parse on one core), by case."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    repo = copy_repo(tmp_path_factory.mktemp("badcfg"))
+    for case, change, _, _ in BAD_CONFIGS:
+        config = yaml.safe_load((repo / TINY).read_text())
+        change(config)
+        (repo / f"{case}.yaml").write_text(yaml.safe_dump(config))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = pool.map(lambda c: snakemake(repo, "-n", "--cores", "1", "--configfile", f"{c[0]}.yaml"), BAD_CONFIGS)
+        return repo, dict(zip([c[0] for c in BAD_CONFIGS], runs))
 
 
 @pytest.mark.parametrize("case,change,message,rule", BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
-def test_bad_config_fails_the_dry_run_in_a_few_lines(bad_config_repo, case, change, message, rule):
-    config = yaml.safe_load((bad_config_repo / TINY).read_text())
-    change(config)
-    (bad_config_repo / f"{case}.yaml").write_text(yaml.safe_dump(config))
-    res = snakemake(bad_config_repo, "-n", "--cores", "1", "--configfile", f"{case}.yaml")
+def test_bad_config_fails_the_dry_run_in_a_few_lines(bad_config_runs, case, change, message, rule):
+    bad_config_repo, runs = bad_config_runs
+    res = runs[case]
     text = res.stdout + res.stderr
     assert res.returncode != 0
     assert message in text and (rule is None or rule in text), text[-2000:]
