@@ -14,8 +14,8 @@ from skimage.feature import blob_dog, blob_doh, blob_log
 from skimage.filters import threshold_otsu
 from skimage.measure import label
 from skimage.morphology import disk
-from skimage.segmentation import watershed
 from skimage.restoration import richardson_lucy
+from skimage.segmentation import watershed
 
 from atomloc.core.errors import AtomlocInputError
 from atomloc.core.image import normalise, render_columns
