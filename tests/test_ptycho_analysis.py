@@ -191,5 +191,6 @@ def test_projected_phase_peaks_on_the_metal_columns():
     assert np.min(np.hypot(*(mo - peak_xy).T)) <= 0.06
     # the S2 column's phase (two S atoms) is a fraction of the Mo column's
     s_xy = atoms.positions[np.array(atoms.get_chemical_symbols()) == "S"][0, :2]
-    s_phase = phase[int(round(s_xy[1] / sampling[0])) % phase.shape[0], int(round(s_xy[0] / sampling[1])) % phase.shape[1]]
+    row, col = (round(s_xy[1] / sampling[0]) % phase.shape[0], round(s_xy[0] / sampling[1]) % phase.shape[1])
+    s_phase = phase[row, col]
     assert 0.2 * phase.max() < s_phase < 0.9 * phase.max()

@@ -497,7 +497,8 @@ def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
     heights = np.full(len(xy), -np.inf)
     distance = np.full(len(xy), np.inf)
     if len(peaks):
-        distance, nearest = cKDTree(peaks[:, ::-1]).query(xy, distance_upper_bound=SNAP_FRAC * spacing_px + 1.0 + bias_px)
+        reach = SNAP_FRAC * spacing_px + 1.0 + bias_px
+        distance, nearest = cKDTree(peaks[:, ::-1]).query(xy, distance_upper_bound=reach)
         found = np.nonzero(np.isfinite(distance))[0]
         # each maximum backs one detection, the nearest
         found = found[np.lexsort((distance[found], nearest[found]))]
@@ -506,8 +507,8 @@ def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
     keep = stand_out(xy[:, ::-1], heights, noise_sigma(image), spacing_px, settings, false_alarm_rate,
                      neighbour_false_alarm_rate)
     # One detection per column: of detections closer than the peak search's minimum distance
-    # (a blob found at two scales, a column split in two), the highest stays; of two backed by the
-    # same maximum, the nearer to it.
+    # (a blob found at two scales, a column split in two), the highest stays (of equal heights, the
+    # nearer to its maximum).
     rank = np.lexsort((distance, -heights)).argsort()  # 0 = highest, then nearest
     for i, j in sorted(cKDTree(xy).query_pairs(settings["min_distance_px"]),
                        key=lambda ij: min(rank[ij[0]], rank[ij[1]])):
