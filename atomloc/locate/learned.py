@@ -198,7 +198,7 @@ def run_at_scale(image: np.ndarray, factor: float, detect, band: tuple[float, fl
     return found
 
 
-NO_LATTICE_FALSE_ALARMS = 0.1
+NO_LATTICE_FALSE_ALARMS = 0.01
 """Expected false alarms per image the noise gate allows where no lattice is found."""
 
 

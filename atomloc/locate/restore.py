@@ -70,7 +70,7 @@ def gate_restored(raw: np.ndarray, found: pd.DataFrame, spacing_px: float | None
     ``rl_gaussfit`` judges its deconvolved maxima.  A restoration smooths and
     sharpens: its own noise level is tiny, so thresholds in units of it would let
     hallucinated texture through.  Where the raw image shows no lattice
-    (``spacing_px`` None) the test runs at 8 px with 0.1 expected false alarms
+    (``spacing_px`` None) the test runs at 8 px with 0.01 expected false alarms
     per image (:data:`atomloc.locate.learned.NO_LATTICE_FALSE_ALARMS`), as the
     learned methods' noise gate does.  Nothing is merged: both columns of a
     resolved close pair stay where the raw image is bright at both.
