@@ -67,11 +67,13 @@ def _prepare(image, spacing_px, preset):
     return image - spacing_background(image, spacing_px)
 
 
-def _finish(image, table, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate, bias_px=0.0):
+def _finish(image, table, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate, bias_px=0.0,
+            maxima=None):
     """``study``: the detector's output; ``noise``: only the detections that stand out of the noise."""
     if preset == "study":
         return table
-    return noise_filter(image, table, spacing_px, false_alarm_rate, neighbour_false_alarm_rate, bias_px=bias_px)
+    return noise_filter(image, table, spacing_px, false_alarm_rate, neighbour_false_alarm_rate, bias_px=bias_px,
+                        maxima=maxima)
 
 
 
@@ -179,11 +181,14 @@ def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO
     """
     labels, smooth, _ = _threshold_regions(_prepare(image, spacing_px, preset), spacing_px, smooth_sigma_px,
                                            threshold, min_area_px, levels=1 if preset == "study" else 2)
+    maxima = None
     if preset == "noise":
+        maxima = image_maxima(image, spacing_px)
         labels = _split_merged(labels, smooth, find_peaks(image, spacing_px, false_alarm_rate=false_alarm_rate,
-                                                          neighbour_false_alarm_rate=neighbour_false_alarm_rate))
+                                                          neighbour_false_alarm_rate=neighbour_false_alarm_rate,
+                                                          maxima=maxima))
     return _finish(image, _components_table(labels, np.ones_like(smooth), smooth), spacing_px, preset,
-                   false_alarm_rate, neighbour_false_alarm_rate)
+                   false_alarm_rate, neighbour_false_alarm_rate, maxima=maxima)
 
 
 @register("threshold_wcentroid",
@@ -201,11 +206,14 @@ def threshold_wcentroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUT
     """
     labels, smooth, t = _threshold_regions(_prepare(image, spacing_px, preset), spacing_px, smooth_sigma_px,
                                            threshold, min_area_px, levels=1 if preset == "study" else 2)
+    maxima = None
     if preset == "noise":
+        maxima = image_maxima(image, spacing_px)
         labels = _split_merged(labels, smooth, find_peaks(image, spacing_px, false_alarm_rate=false_alarm_rate,
-                                                          neighbour_false_alarm_rate=neighbour_false_alarm_rate))
+                                                          neighbour_false_alarm_rate=neighbour_false_alarm_rate,
+                                                          maxima=maxima))
     return _finish(image, _components_table(labels, np.clip(smooth - t, 0.0, None), smooth), spacing_px, preset,
-                   false_alarm_rate, neighbour_false_alarm_rate)
+                   false_alarm_rate, neighbour_false_alarm_rate, maxima=maxima)
 
 
 def blob_sigma_range(spacing_px, min_sigma_px=AUTO, max_sigma_px=AUTO):
@@ -321,16 +329,19 @@ def doh_blobs(image, spacing_px=AUTO, *, min_sigma_px: AutoPx = AUTO, max_sigma_
     prepared = _prepare(image, spacing_px, preset)
     options = {"num_sigma": int(num_sigma), "threshold": float(threshold), "overlap": float(overlap)}
     blobs = _detect_blobs(blob_doh, prepared, spacing_px, min_sigma_px, max_sigma_px, **options)
+    maxima = None
     if preset == "noise":
-        rest = _unexplained(image, prepared, blobs, spacing_px, false_alarm_rate, neighbour_false_alarm_rate)
+        maxima = image_maxima(image, spacing_px)
+        rest = _unexplained(image, prepared, blobs, spacing_px, false_alarm_rate, neighbour_false_alarm_rate,
+                            maxima)
         if rest is not None:
             weak = _detect_blobs(blob_doh, rest, spacing_px, min_sigma_px, max_sigma_px, **options)
             blobs = pd.concat([blobs, weak], ignore_index=True)
     return _finish(image, blobs, spacing_px, preset, false_alarm_rate, neighbour_false_alarm_rate,
-                   bias_px=DOH_BIAS_PX)
+                   bias_px=DOH_BIAS_PX, maxima=maxima)
 
 
-def _unexplained(image, prepared, blobs, spacing_px, false_alarm_rate, neighbour_false_alarm_rate):
+def _unexplained(image, prepared, blobs, spacing_px, false_alarm_rate, neighbour_false_alarm_rate, maxima=None):
     """Where a second blob-detector pass should look for a weaker sublattice, or None.
 
     DoH's response grows as the square of a blob's height, so a threshold on the
@@ -343,10 +354,10 @@ def _unexplained(image, prepared, blobs, spacing_px, false_alarm_rate, neighbour
     from every blob found: the background-subtracted image ``prepared`` within half
     a spacing of such a maximum (outside the found blobs' neighbourhoods), zero
     elsewhere.  Its detections face the same noise test (:func:`noise_filter`)
-    as the first pass's.
+    as the first pass's.  ``maxima``: :func:`image_maxima`, if already computed.
     """
     peaks = find_peaks(image, spacing_px, false_alarm_rate=false_alarm_rate,
-                       neighbour_false_alarm_rate=neighbour_false_alarm_rate)
+                       neighbour_false_alarm_rate=neighbour_false_alarm_rate, maxima=maxima)
     if len(peaks) == 0:
         return None
     near = np.zeros(prepared.shape, dtype=bool)
@@ -388,7 +399,7 @@ def peak_settings(spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO) -> dic
 
 
 def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, false_alarm_rate=0.001,
-               neighbour_false_alarm_rate=0.1, threshold_rel=0.0, maxima_of=None):
+               neighbour_false_alarm_rate=0.1, threshold_rel=0.0, maxima_of=None, maxima=None):
     """Local maxima of the smoothed, background-subtracted image that stand out of the noise.
 
     Two thresholds on the height above the local background, both set by the
@@ -407,6 +418,8 @@ def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, fa
     :func:`peak_settings`.  ``maxima_of``, an image of the same shape (e.g. a
     deconvolved one, whose noise is no longer white), supplies the positions of
     the maxima instead; their heights are still read from ``image``.
+    ``maxima``, :func:`image_maxima` of ``image`` at ``spacing_px`` (with the
+    automatic filters), saves computing them again.
 
     Returns
     -------
@@ -414,17 +427,40 @@ def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, fa
         Peak positions as integer (row, col) pixel indices, highest first.
     """
     settings = peak_settings(spacing_px, smooth_sigma_px, min_distance_px)
-    if maxima_of is None:
+    if maxima is not None:
+        if settings != peak_settings(spacing_px) or maxima_of is not None:
+            raise ValueError("maxima= holds the maxima of the image at the automatic filters only")
+        peaks, heights, sigma = maxima
+    elif maxima_of is None:
         peaks, heights = peak_heights(image, **settings)
+        sigma = noise_sigma(image)
     else:
         peaks, _ = peak_heights(maxima_of, **settings)
         heights = height_map(image, **_map_settings(settings))[peaks[:, 0], peaks[:, 1]]
-    keep = stand_out(peaks, heights, noise_sigma(image), spacing_px, settings, false_alarm_rate,
-                     neighbour_false_alarm_rate)
+        sigma = noise_sigma(image)
+    keep = stand_out(peaks, heights, sigma, spacing_px, settings, false_alarm_rate, neighbour_false_alarm_rate)
     if threshold_rel > 0 and len(heights):
         smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), settings["smooth_sigma_px"])
         keep &= heights > float(threshold_rel) * np.percentile(smooth - smooth.min(), 99.9)
     return peaks[keep]
+
+
+def image_maxima(image, spacing_px) -> tuple[np.ndarray, np.ndarray, float]:
+    """The local maxima of ``image`` with the filters of :func:`peak_settings` for ``spacing_px``, their
+    heights above the local background (image units) and the image's pixel noise (:func:`noise_sigma`).
+
+    What :func:`find_peaks` and :func:`noise_filter` judge; a method that calls both passes
+    this to each (``maxima=``) so it is computed once.
+
+    Returns
+    -------
+    peaks : ndarray of int, shape (n, 2)
+        (row, col) pixel indices, highest first.
+    heights : ndarray, shape (n,)
+    sigma : float
+    """
+    peaks, heights = peak_heights(image, **peak_settings(spacing_px))
+    return peaks, heights, noise_sigma(image)
 
 
 def _map_settings(settings: dict) -> dict:
@@ -477,7 +513,7 @@ SNAP_FRAC = 0.15
 
 
 def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
-                 neighbour_false_alarm_rate=0.1, *, bias_px: float = 0.0) -> pd.DataFrame:
+                 neighbour_false_alarm_rate=0.1, *, bias_px: float = 0.0, maxima=None) -> pd.DataFrame:
     """Keep the detections of ``table`` (``x, y``, pixels) that stand out of the noise (:func:`stand_out`).
 
     A detection is a column only where the smoothed, background-subtracted
@@ -487,12 +523,13 @@ def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
     that maximum's height is then judged (a detection on the flank of a column,
     or between two, has none).  Of
     detections closer than the peak search's minimum distance (0.5 x spacing)
-    only the highest is kept.
+    only the highest is kept.  ``maxima``: :func:`image_maxima` of ``image`` at
+    ``spacing_px``, if already computed.
     """
     if len(table) == 0:
         return table
     settings = peak_settings(spacing_px)
-    peaks, peak_h = peak_heights(image, **settings)
+    peaks, peak_h, sigma = image_maxima(image, spacing_px) if maxima is None else maxima
     xy = table[["x", "y"]].to_numpy(dtype=np.float64)
     heights = np.full(len(xy), -np.inf)
     distance = np.full(len(xy), np.inf)
@@ -504,7 +541,7 @@ def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
         found = found[np.lexsort((distance[found], nearest[found]))]
         found = found[np.r_[True, np.diff(nearest[found]) != 0]] if len(found) else found
         heights[found] = peak_h[nearest[found]]
-    keep = stand_out(xy[:, ::-1], heights, noise_sigma(image), spacing_px, settings, false_alarm_rate,
+    keep = stand_out(xy[:, ::-1], heights, sigma, spacing_px, settings, false_alarm_rate,
                      neighbour_false_alarm_rate)
     # One detection per column: of detections closer than the peak search's minimum distance
     # (a blob found at two scales, a column split in two), the highest stays (of equal heights, the
