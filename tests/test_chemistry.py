@@ -10,12 +10,20 @@ from atomloc.analysis.chemistry import (
     candidate_compositions,
     chemistry_scores,
     classify_columns,
+    column_amplitudes,
+    column_basis,
+    column_field_maps,
+    column_groups,
+    column_model_maps,
     composition_counts,
     dose_reduction,
+    edx_only_columns,
     field_chemistry,
     fuse_maps,
     haadf_sigma_px,
+    material_sites,
     nrmse,
+    shrink_to_groups,
     total_variation,
     tv_prox,
 )
@@ -218,3 +226,70 @@ def test_cli_chemistry(tmp_path, field, capsys):
     rc = main(["chemistry", str(tmp_path / "haadf.tif"), *edx, "--material", "MoS2", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "EDX_W.tif" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def _planted(shape, xy, counts, sigma_px, background):
+    """Expected counts of Gaussian columns of unit-sum shape carrying ``counts`` each, plus a flat background."""
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(float)
+    mean = np.full(shape, float(background))
+    for (x, y), c in zip(xy, counts):
+        g = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma_px ** 2))
+        mean += c * g / g.sum()
+    return mean
+
+
+def test_column_amplitudes_recover_planted_counts():
+    xy = np.array([[20.3, 20.0], [28.0, 21.5], [40.0, 44.2], [15.0, 50.0]])  # two columns 7.8 px apart
+    counts = np.array([4000.0, 1000.0, 2500.0, 0.0])
+    mean = _planted((64, 64), xy, counts, 2.0, background=0.5)
+    a = column_amplitudes(mean, column_basis((64, 64), xy[:, 0], xy[:, 1], 2.0), n_iter=2000)
+    assert a[:4] == pytest.approx(counts, abs=0.01 * counts.max())
+    assert a[4] == pytest.approx(0.5 * 64 * 64, rel=0.02)  # the flat background's counts
+
+
+def test_shrink_to_groups_pools_poisson_spread_and_keeps_real_spread():
+    rng = np.random.default_rng(0)
+    same = rng.poisson(5.0, 400).astype(float)  # one true mean: only Poisson spread
+    assert np.allclose(shrink_to_groups(same, np.zeros(400)), same.mean())
+    two = np.r_[rng.poisson(5.0, 200), rng.poisson(50.0, 200)].astype(float)  # a group hiding two means
+    shrunk = shrink_to_groups(two, np.zeros(400))
+    mu, between = two.mean(), two.var() - two.mean()
+    assert shrunk == pytest.approx((two + mu ** 2 / between) / (1 + mu / between))
+    assert shrunk[:200].mean() < 10 and shrunk[200:].mean() > 45  # the real spread survives
+    assert np.array_equal(shrink_to_groups(two[:2], [0, 0]), two[:2])  # too few to pool
+
+
+def test_edx_only_columns_finds_a_column_the_haadf_missed_and_nothing_in_noise():
+    located = np.array([[16.0, 16.0], [48.0, 16.0], [16.0, 48.0]])
+    hidden = np.array([[48.0, 48.0]])
+    mean = _planted((64, 64), np.vstack([located, hidden]), [60, 60, 60, 60], 1.8, background=0.02)
+    counts = np.random.default_rng(1).poisson(mean)[None].astype(float)
+    found = edx_only_columns(counts, located[:, 0], located[:, 1], sigma_px=1.8, spacing_px=32.0)
+    assert len(found) == 1 and np.hypot(*(found[0] - hidden[0])) <= 1.5
+    total = 0
+    for seed in range(10):  # pure noise around the located columns' counts: about 0.01 false columns per map
+        flat = _planted((64, 64), located, [60, 60, 60], 1.8, background=0.05)
+        noise = np.random.default_rng(seed).poisson(flat)[None].astype(float)
+        total += len(edx_only_columns(noise, located[:, 0], located[:, 1], sigma_px=1.8, spacing_px=32.0))
+    assert total <= 1
+
+
+def test_column_model_maps_beat_the_tuned_blur_at_low_counts():
+    from atomloc.core.geometry import nearest_neighbour_spacing
+    from atomloc.locate import locate
+
+    fld = simulate_multimodal(MultimodalSpec.from_mapping({**MOS2, "edx_counts_per_pixel": 0.02, "seed": 7}))
+    truth = fld["edx_truth"]
+    xy = locate(fld["haadf"], "gaussfit")[["x", "y"]].to_numpy()
+    spacing = nearest_neighbour_spacing(np.column_stack([fld["columns"]["x"], fld["columns"]["y"]]))
+    candidates = candidate_compositions(material_sites("MoS2"), dopants=["Re", "W"], dopant_host="Mo",
+                                        vacancy_element="S")
+    groups = column_groups(fld, xy, spacing_px=spacing, candidates=candidates, blur_sigma_px=0.2 * spacing)
+    maps, every = column_field_maps(fld, xy, sigma_px=1.8, spacing_px=spacing, groups=groups)
+    assert len(every) >= len(xy)
+    for k, element in enumerate(("Mo", "S")):
+        best_blur = min(nrmse(blur_maps(fld["edx"], s)[k], truth[k]) for s in (1.0, 1.5, 2.0, 3.0))
+        assert nrmse(maps[k], truth[k]) <= 0.6 * best_blur, element
+        assert nrmse(maps[k], truth[k]) <= 0.4 * nrmse(fld["edx"][k], truth[k]), element
+    with pytest.raises(AtomlocInputError, match="sigma_px"):
+        column_model_maps(fld["edx"], xy[:, 0], xy[:, 1], sigma_px=0.0)

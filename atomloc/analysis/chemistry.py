@@ -340,6 +340,213 @@ def blur_maps(edx, sigma_px: float) -> np.ndarray:
     return np.stack([ndimage.gaussian_filter(m, sigma_px) for m in edx])
 
 
+COLUMN_EM_ITERATIONS = 300
+"""ML-EM iterations of :func:`column_model_maps` (the amplitudes change by < 0.1 % after about 200 here)."""
+
+COLUMN_PATCH_SIGMAS = 4.0
+"""Each column's Gaussian in :func:`column_model_maps` is cut at this many sigmas."""
+
+
+def column_basis(shape, x_px, y_px, sigma_px: float):
+    """One unit-sum Gaussian of ``sigma_px`` per column (pixels x columns, sparse CSC), and a flat last column.
+
+    Each column's Gaussian is cut at :data:`COLUMN_PATCH_SIGMAS` sigma and
+    normalised over the pixels inside the image, so its amplitude is counts
+    in the image.  The last basis column is the flat background (unit sum).
+    """
+    from scipy import sparse
+
+    h, w = shape
+    x = np.asarray(x_px, dtype=np.float64)
+    y = np.asarray(y_px, dtype=np.float64)
+    r = max(1, int(np.ceil(COLUMN_PATCH_SIGMAS * sigma_px)))
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    rows, cols, vals = [], [], []
+    for c, (xc, yc) in enumerate(zip(x, y)):
+        i0, j0 = int(np.rint(yc)), int(np.rint(xc))
+        ii, jj = (i0 + dy).ravel(), (j0 + dx).ravel()
+        inside = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
+        ii, jj = ii[inside], jj[inside]
+        g = np.exp(-((jj - xc) ** 2 + (ii - yc) ** 2) / (2.0 * sigma_px ** 2))
+        if g.sum() <= 0:
+            continue
+        rows.append(ii * w + jj)
+        cols.append(np.full(len(ii), c))
+        vals.append(g / g.sum())
+    n = len(x)
+    rows.append(np.arange(h * w))
+    cols.append(np.full(h * w, n))
+    vals.append(np.full(h * w, 1.0 / (h * w)))
+    return sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(h * w, n + 1))
+
+
+def column_amplitudes(counts, basis, *, n_iter: int = COLUMN_EM_ITERATIONS) -> np.ndarray:
+    """Poisson maximum-likelihood amplitudes of ``basis`` for one count map (ML-EM).
+
+    The expectation-maximisation (Richardson-Lucy) update
+    ``a <- a * B^T (b / (B a)) / B^T 1`` keeps ``a >= 0`` and raises the Poisson
+    likelihood of the counts ``b`` under the mean ``B a`` at every step [3]_.
+
+    Returns
+    -------
+    ndarray (n_basis,)
+        Counts carried by each basis column (the last: the flat background).
+    """
+    b = np.asarray(counts, dtype=np.float64).ravel()
+    norm = np.asarray(basis.sum(axis=0)).ravel()
+    a = np.full(basis.shape[1], max(b.sum(), 1e-12) / basis.shape[1])
+    bt = basis.T.tocsr()
+    for _ in range(int(n_iter)):
+        mean = basis @ a
+        a *= (bt @ (b / np.maximum(mean, 1e-12))) / np.maximum(norm, 1e-300)
+    return a
+
+
+def shrink_to_groups(amplitudes, groups) -> np.ndarray:
+    """Poisson-gamma empirical Bayes: each column's counts drawn toward the mean of its group.
+
+    Within a group (columns believed alike, e.g. of one composition), amplitudes
+    are modelled as Poisson counts whose means follow a gamma law of the group's
+    mean mu and a between-column variance v = var - mu (method of moments);
+    each is replaced by its posterior mean ``(a + k) / (1 + k / mu)`` with
+    ``k = mu**2 / v``, or by ``mu`` where the spread is no more than Poisson
+    noise (v <= 0).  Groups of fewer than three columns are left alone.
+    """
+    a = np.asarray(amplitudes, dtype=np.float64).copy()
+    groups = np.asarray(groups)
+    for g in np.unique(groups):
+        sel = groups == g
+        if sel.sum() < 3:
+            continue
+        mu = float(a[sel].mean())
+        if mu <= 0:
+            continue
+        between = float(a[sel].var()) - mu
+        a[sel] = mu if between <= 0 else (a[sel] + mu ** 2 / between) / (1.0 + mu / between)
+    return a
+
+
+EDX_FALSE_ALARMS = 0.01
+"""Expected false columns per map that :func:`edx_only_columns` lets through on pure Poisson noise."""
+
+
+def edx_only_columns(edx, x_px, y_px, *, sigma_px: float, spacing_px: float,
+                     n_iter: int = COLUMN_EM_ITERATIONS, false_alarms: float = EDX_FALSE_ALARMS) -> np.ndarray:
+    """Columns the EDX counts show but the located columns do not explain (light atoms HAADF misses).
+
+    Each map is fitted with the located columns (:func:`column_basis`,
+    :func:`column_amplitudes`); the local maxima of its residual counts summed
+    in a disc of radius 2 ``sigma_px`` that lie at least half a spacing from
+    every located column (and from each other) are kept where the disc's counts
+    are improbable under the fitted mean: a Poisson tail probability below
+    ``false_alarms`` divided by the number of discs the map holds (Bonferroni;
+    each maximum is the best of its neighbourhood), so pure noise yields at
+    most about ``false_alarms`` columns per map.
+
+    Returns
+    -------
+    ndarray (k, 2)
+        New columns (x, y), pixels, found in any map.
+    """
+    from scipy import ndimage, stats
+    from scipy.spatial import cKDTree
+
+    edx = np.asarray(edx, dtype=np.float64)
+    x = np.asarray(x_px, dtype=np.float64)
+    y = np.asarray(y_px, dtype=np.float64)
+    shape = edx.shape[1:]
+    basis = column_basis(shape, x, y, float(sigma_px))
+    r = 2.0 * float(sigma_px)
+    k = int(np.ceil(r))
+    dy, dx = np.mgrid[-k:k + 1, -k:k + 1]
+    disc = (dx ** 2 + dy ** 2 <= r ** 2).astype(np.float64)
+    found = np.zeros((0, 2))
+    for counts in edx:
+        mean = (basis @ column_amplitudes(counts, basis, n_iter=n_iter)).reshape(shape)
+        observed = ndimage.correlate(counts, disc, mode="constant")
+        expected = ndimage.correlate(mean, disc, mode="constant")
+        excess = observed - expected
+        peaks = np.argwhere((excess == ndimage.maximum_filter(excess, size=max(3, int(0.5 * spacing_px) | 1)))
+                            & (excess > 0))
+        xy = peaks[:, ::-1].astype(np.float64)
+        known = np.vstack([np.column_stack([x, y]), found])
+        if len(known) and len(xy):
+            d, _ = cKDTree(known).query(xy)
+            keep = d >= 0.5 * spacing_px
+            peaks, xy = peaks[keep], xy[keep]
+        if not len(xy):
+            continue
+        obs = observed[peaks[:, 0], peaks[:, 1]]
+        exp = np.maximum(expected[peaks[:, 0], peaks[:, 1]], 1e-12)
+        p_tail = stats.poisson.sf(obs - 1, exp)  # P(N >= obs)
+        # each maximum is the best of its neighbourhood: count every disc of the map as a test
+        significant = p_tail < false_alarms / max(len(xy), counts.size / disc.sum())
+        order = np.argsort(p_tail[significant])
+        for cand in xy[significant][order]:  # strongest first, half a spacing apart
+            if len(found) == 0 or cKDTree(found).query(cand)[0] >= 0.5 * spacing_px:
+                found = np.vstack([found, cand])
+    return found
+
+
+def column_model_maps(edx, x_px, y_px, *, sigma_px: float, groups=None,
+                      n_iter: int = COLUMN_EM_ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
+    """Elemental maps as one Gaussian per located column, amplitudes fitted to the counts.
+
+    Each element's counts are modelled as ``sum_c a_c g_c + background``, with
+    ``g_c`` a unit-sum Gaussian of ``sigma_px`` (the probe and the EDX
+    delocalisation together) at each located column (:func:`column_basis`);
+    the amplitudes are the Poisson maximum-likelihood ones
+    (:func:`column_amplitudes`) and, with ``groups`` (a label per column, e.g.
+    its composition from :func:`classify_columns`), drawn toward their group's
+    mean (:func:`shrink_to_groups`), which is what pools the few counts per
+    column at low dose.  The maps hold no background.  Columns the locator
+    missed carry nothing: the maps are only as complete as the positions.
+
+    Parameters
+    ----------
+    edx : ndarray (n, H, W)
+        EDX counts per pixel of each element.
+    x_px, y_px : array_like (m,)
+        Located columns, pixels (x = column index).
+    sigma_px : float
+        Width of one column in the EDX maps, pixels (Gaussian sigma).
+    groups : array_like (m,), optional
+    n_iter : int
+
+    Returns
+    -------
+    maps : ndarray (n, H, W)
+        Expected counts per pixel without the background.
+    amplitudes : ndarray (n, m)
+        Counts of each element at each column (after shrinkage, if ``groups``).
+
+    References
+    ----------
+    .. [3] L. A. Shepp and Y. Vardi, "Maximum likelihood reconstruction for
+       emission tomography", IEEE Trans. Med. Imaging 1, 113 (1982).
+    """
+    edx = np.asarray(edx, dtype=np.float64)
+    if edx.ndim != 3:
+        raise AtomlocInputError(f"column_model_maps: EDX maps of shape {edx.shape}; expected (n, H, W)")
+    if not (np.isfinite(sigma_px) and sigma_px > 0):
+        raise AtomlocInputError(f"column_model_maps: sigma_px {sigma_px!r}; expected a number > 0")
+    x = np.asarray(x_px, dtype=np.float64)
+    y = np.asarray(y_px, dtype=np.float64)
+    if groups is not None and len(groups) != len(x):
+        raise AtomlocInputError(f"column_model_maps: {len(groups)} groups for {len(x)} columns")
+    basis = column_basis(edx.shape[1:], x, y, float(sigma_px))
+    amps = np.zeros((len(edx), len(x)))
+    maps = np.zeros_like(edx)
+    for k, counts in enumerate(edx):
+        a = column_amplitudes(counts, basis, n_iter=n_iter)[:len(x)]
+        if groups is not None:
+            a = shrink_to_groups(a, groups)
+        amps[k] = a
+        maps[k] = (basis[:, :len(x)] @ a).reshape(edx.shape[1:])
+    return maps, amps
+
+
 def fusion_peer(haadf, edx, elements: Sequence[str], *, gamma: float = GAMMA, lambda_edx: float = 0.005,
                 lambda_tv: float = 0.1, n_iter: int = 50, ng: int = 15, bkg: float = 0.1) -> np.ndarray:
     """The authors' package (``multimodal-fusion``, the ``fusion`` extra) on the same data.
@@ -602,8 +809,12 @@ def chemistry_scores(predicted: pd.DataFrame, truth_composition, truth_pristine)
 
 # ----------------------------------------------------------------------------------- the benchmark
 
-MAP_METHODS = ("raw", "blur", "fused", "peer")
-"""The elemental maps compared: the raw counts, the tuned Gaussian blur, our fusion, the authors' package."""
+MAP_METHODS = ("raw", "blur", "fused", "column", "peer")
+"""The elemental maps compared: the raw counts, the tuned Gaussian blur, our fusion, our column model
+(:func:`column_field_maps`), the authors' package."""
+
+EDX_ONLY = "EDX-only"
+"""The group of the columns :func:`edx_only_columns` adds (:func:`column_field_maps`)."""
 
 
 def haadf_sigma_px(edx_delocalisation_A: float, pixel_size_pm: float) -> float:
@@ -763,6 +974,55 @@ def score_field(fld: Mapping, maps: Mapping[str, np.ndarray], *, positions: np.n
     return pd.DataFrame(quality), pd.DataFrame(rows)
 
 
+def column_groups(fld: Mapping, positions: np.ndarray, *, spacing_px: float, candidates: pd.DataFrame,
+                  blur_sigma_px: float, k_factors: Mapping[str, float] | None = None) -> np.ndarray:
+    """The composition of each located column from the blurred EDX maps with its HAADF sum (the groups of
+    :func:`column_model_maps`; :func:`classify_columns`)."""
+    from atomloc.locate.columns import column_intensities
+
+    x, y = positions[:, 0], positions[:, 1]
+    signals = column_signals(blur_maps(fld["edx"], blur_sigma_px), fld["elements"], x, y, spacing_px=spacing_px)
+    signals[f"signal_{HAADF_CHANNEL}"] = column_intensities(np.asarray(fld["haadf"], dtype=np.float64), x, y,
+                                                             spacing_px=spacing_px,
+                                                             radius_px=DISC_RADIUS_FRAC * spacing_px)
+    return classify_columns(signals, candidates, k_factors=k_factors)["composition"].to_numpy(dtype=str)
+
+
+def column_field_maps(fld: Mapping, positions: np.ndarray, *, sigma_px: float, spacing_px: float,
+                      groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`column_model_maps` of one field at the located columns plus the columns only its EDX maps show.
+
+    ``positions`` (m, 2): columns located on the HAADF, (x, y) px; ``groups``: a
+    label per located column (:func:`column_groups`), the added columns
+    (:func:`edx_only_columns`) forming the group :data:`EDX_ONLY`.
+
+    Returns
+    -------
+    maps : ndarray (n, H, W)
+    positions : ndarray (m + k, 2)
+        The columns the maps are built on.
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    extra = edx_only_columns(fld["edx"], positions[:, 0], positions[:, 1], sigma_px=sigma_px, spacing_px=spacing_px)
+    every = np.vstack([positions, extra])
+    if groups is not None:
+        groups = np.concatenate([np.asarray(groups, dtype=str), np.full(len(extra), EDX_ONLY)])
+    maps, _ = column_model_maps(fld["edx"], every[:, 0], every[:, 1], sigma_px=sigma_px, groups=groups)
+    return maps, every
+
+
+def tune_column_model(fields: Sequence[Mapping], located: Sequence[Mapping], sigmas_px: Sequence[float]) -> float:
+    """The column width (px) of ``sigmas_px`` with the lowest mean NRMSE of :func:`column_field_maps` (train split).
+
+    ``located[i]``: ``positions``, ``spacing_px`` and ``groups`` of ``fields[i]``.
+    """
+    if not fields or not len(sigmas_px):
+        raise AtomlocInputError("tune_column_model: needs training fields and at least one sigma")
+    errors = [np.mean([_mean_nrmse(column_field_maps(f, **loc, sigma_px=s)[0], f["edx_truth"])
+                       for f, loc in zip(fields, located)]) for s in sigmas_px]
+    return float(sigmas_px[int(np.nanargmin(errors))])
+
+
 def dose_reduction(rows: pd.DataFrame, *, method: str, reference: str, target: float = 0.95, by: Sequence[str] = (),
                    key: str = "route", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Counts per pixel to reach ``target`` classification accuracy by ``reference``, divided by that of ``method``.
@@ -836,7 +1096,7 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
                         test_fields: int, seed: int, lambda_edx: Sequence[float], lambda_tv: Sequence[float],
                         blur_sigmas_px: Sequence[float], locator: str = "gaussfit", peer: bool = False,
                         peer_lambda_edx: Sequence[float] = (0.005,), peer_lambda_tv: Sequence[float] = (0.1,),
-                        log=None, **fusion) -> dict:
+                        column_sigmas_px: Sequence[float] = (), log=None, **fusion) -> dict:
     """Simulate, tune on a train split, and score on a test split, one count level at a time.
 
     Parameters
@@ -859,6 +1119,9 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
     peer : bool
         Also run the authors' package (:func:`fusion_peer`), its ``lambdaEDS`` / ``lambdaTV`` tuned on
         the train split over ``peer_lambda_edx`` x ``peer_lambda_tv`` (default: its own defaults).
+    column_sigmas_px : sequence of float
+        Given: also the column model (:func:`column_field_maps`, method ``column``), its column width
+        tuned on the train split over these, px; the columns located on each train field too.
     log : logging.Logger, optional
     **fusion
         Further keywords of :func:`fuse_maps`.
@@ -871,6 +1134,8 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
         method) DataFrames, and ``example``: ``{counts_per_pixel: (field, maps)}`` of the
         first test field of each level (for the figure).
     """
+    import time
+
     from atomloc.core.geometry import nearest_neighbour_spacing
     from atomloc.locate import locate
     from atomloc.simulate.multimodal import MultimodalSpec, simulate_multimodal
@@ -889,11 +1154,27 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
 
         train = [simulate(field_spec(0, i)) for i in range(int(train_fields))]
         sigma = tune_blur(train, blur_sigmas_px)
+        spec0 = field_spec(0, 0)
+        candidates = candidate_compositions(material_sites(spec0.material), dopants=list(spec0.dopants),
+                                            dopant_host=spec0.dopant_host or train[0]["elements"][0],
+                                            vacancy_element=spec0.vacancy_element)
+
+        def located_columns(fld: dict) -> dict:
+            xy = locate(fld["haadf"], locator, pixel_size_pm=spec0.pixel_size_pm)[["x", "y"]].to_numpy()
+            spacing = nearest_neighbour_spacing(np.column_stack([fld["columns"]["x"], fld["columns"]["y"]]))
+            groups = column_groups(fld, xy, spacing_px=spacing, candidates=candidates, blur_sigma_px=sigma,
+                                   k_factors=dict(spec0.edx_cross_section))
+            return {"positions": xy, "spacing_px": spacing, "groups": groups}
+
+        column_sigma = (tune_column_model(train, [located_columns(f) for f in train], column_sigmas_px)
+                        if len(column_sigmas_px) else None)
         cross = field_spec(0, 0).edx_cross_section
         k_train = [float(cross.get(e, 1.0)) for e in train[0]["elements"]]
         le, lt, grid = tune_fusion(train, lambda_edx=lambda_edx, lambda_tv=lambda_tv, k_factors=k_train, **fusion)
         tuned = {"counts_per_pixel": float(counts), "blur_sigma_px": sigma, "lambda_edx": le, "lambda_tv": lt,
                  "train_nrmse": float(grid["nrmse"].min()), "n_train": len(train)}
+        if column_sigma is not None:
+            tuned["column_sigma_px"] = column_sigma
         peer_lambdas = None
         if peer:
             ple, plt_, pgrid = tune_peer(train, lambda_edx=peer_lambda_edx, lambda_tv=peer_lambda_tv)
@@ -907,15 +1188,15 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
         for i in range(int(test_fields)):
             spec = field_spec(1, i)
             fld = simulate(spec)
-            candidates = candidate_compositions(material_sites(spec.material), dopants=list(spec.dopants),
-                                                dopant_host=spec.dopant_host or fld["elements"][0],
-                                                vacancy_element=spec.vacancy_element)
             k = [float(spec.edx_cross_section.get(e, 1.0)) for e in fld["elements"]]
             maps, secs = field_maps(fld, blur_sigma_px=sigma, lambda_edx=le, lambda_tv=lt, peer=peer_lambdas,
                                     k_factors=k, **fusion)
-            located = locate(fld["haadf"], locator, pixel_size_pm=spec.pixel_size_pm)
-            xy = located[["x", "y"]].to_numpy()
-            spacing = nearest_neighbour_spacing(np.column_stack([fld["columns"]["x"], fld["columns"]["y"]]))
+            loc = located_columns(fld)
+            xy, spacing = loc["positions"], loc["spacing_px"]
+            if column_sigma is not None:
+                t = time.perf_counter()
+                maps["column"], _ = column_field_maps(fld, **loc, sigma_px=column_sigma)
+                secs["column"] = time.perf_counter() - t
             q, c = score_field(fld, maps, positions=xy, spacing_px=spacing, candidates=candidates,
                                k_factors=dict(spec.edx_cross_section))
             key = {"counts_per_pixel": float(counts), "field": i}

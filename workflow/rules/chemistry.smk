@@ -43,7 +43,7 @@ rule chemistry_benchmark:
         dataset=lambda wildcards: CHEM_DATASETS[wildcards.chem_dataset],
         settings={k: CHEMISTRY[k] for k in ("counts_per_pixel", "train_fields", "test_fields", "seed", "lambda_edx",
                                             "lambda_tv", "blur_sigma_px", "gamma", "n_iter", "locator", "peer_lambda_edx",
-                                            "peer_lambda_tv")},
+                                            "peer_lambda_tv", "column_sigma_px")},
         peer=CHEM_PEER,
     log:
         "results/logs/chemistry/{chem_dataset}.log",

@@ -13,7 +13,7 @@ result = chemistry_benchmark(p.dataset, counts_per_pixel=s["counts_per_pixel"], 
                              test_fields=s["test_fields"], seed=s["seed"], lambda_edx=s["lambda_edx"],
                              lambda_tv=s["lambda_tv"], blur_sigmas_px=s["blur_sigma_px"], locator=s["locator"],
                              peer=p.peer, peer_lambda_edx=s["peer_lambda_edx"], peer_lambda_tv=s["peer_lambda_tv"],
-                             log=log, gamma=s["gamma"], n_iter=s["n_iter"])
+                             column_sigmas_px=s["column_sigma_px"], log=log, gamma=s["gamma"], n_iter=s["n_iter"])
 for key, table in (("quality", result["quality"]), ("columns", result["chemistry"]), ("tuning", result["tuning"]),
                    ("seconds", result["seconds"])):
     with atomic_path(out[key]) as tmp:
