@@ -171,7 +171,7 @@ def _cmd_chemistry(args) -> int:
                                      sites=sites, dopants=args.dopants, dopant_host=args.dopant_host or "",
                                      vacancy_element=args.vacancy or "", classify_from=args.classify_from,
                                      edx_delocalisation_A=args.edx_delocalisation_A,
-                                     pixel_size_pm=args.pixel_size_pm)
+                                     pixel_size_pm=args.pixel_size_pm, maps=args.maps)
     elapsed = time.perf_counter() - t0
     write_positions(args.out, columns)
     if args.maps_out:
@@ -257,7 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--pixel-size-pm", type=float, default=None, help="pixel size in pm")
     c.add_argument("--edx-delocalisation-A", type=float, default=None,
                    help="FWHM of the EDX delocalisation, Å (with --pixel-size-pm: the fusion blurs the HAADF by it)")
-    c.add_argument("--maps-out", default=None, help="write the fused maps (n, H, W) to this .npy / .tif")
+    c.add_argument("--maps", choices=("fused", "column"), default="fused",
+                   help="the maps --maps-out writes: fused (the fusion objective) or column (one Gaussian per "
+                        "column, amplitudes from the counts pooled by the columns' compositions; the best maps "
+                        "of the benchmark where the columns are located)")
+    c.add_argument("--maps-out", default=None, help="write the maps (n, H, W) to this .npy / .tif")
     c.add_argument("--out", required=True,
                    help="output CSV: x, y (pixels), signal_<element>, composition, site, dopant, vacancy")
     c.set_defaults(func=_cmd_chemistry)

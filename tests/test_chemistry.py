@@ -168,6 +168,16 @@ def test_field_chemistry_on_a_simulated_field(field):
     assert fused.shape == field["edx"].shape
     scores = chemistry_scores(table, cols.element, cols.pristine)
     assert scores["accuracy"] >= 0.95, scores
+    column, same = field_chemistry(field["haadf"], field["edx"], field["elements"], x_px=cols.x, y_px=cols.y,
+                                   sites=["Mo", "S2"], dopants=["Re", "W"], dopant_host="Mo", vacancy_element="S",
+                                   edx_delocalisation_A=0.5, pixel_size_pm=20.0, maps="column")
+    pd.testing.assert_frame_equal(same, table)  # the classification does not depend on the maps returned
+    truth = field["edx_truth"]
+    for k in range(2):  # Mo, S at 0.05 counts: the column model's width from the HAADF fits + delocalisation
+        assert nrmse(column[k], truth[k]) <= 0.6 * nrmse(fused[k], truth[k])
+    with pytest.raises(AtomlocInputError, match="maps"):
+        field_chemistry(field["haadf"], field["edx"], field["elements"], x_px=cols.x, y_px=cols.y, sites=["Mo", "S2"],
+                        maps="tv")
 
 
 def test_dose_reduction_of_known_curves():
@@ -220,6 +230,13 @@ def test_cli_chemistry(tmp_path, field, capsys):
     assert {"x", "y", "signal_Mo", "signal_HAADF", "composition", "dopant", "vacancy"} <= set(table.columns)
     assert np.load(tmp_path / "fused.npy").shape == field["edx"].shape
     assert "columns" in capsys.readouterr().err
+    rc = main(["chemistry", str(tmp_path / "haadf.tif"), *edx, "--material", "MoS2", "--dopants", "Re", "W",
+               "--dopant-host", "Mo", "--vacancy", "S", "--maps", "column", "--maps-out",
+               str(tmp_path / "column.npy"), "--out", str(tmp_path / "columns2.csv")])
+    column = np.load(tmp_path / "column.npy")
+    assert rc == 0 and column.shape == field["edx"].shape
+    assert nrmse(column[0], field["edx_truth"][0]) < nrmse(np.load(tmp_path / "fused.npy")[0], field["edx_truth"][0])
+    capsys.readouterr()
     # a map of another size: one line naming it, no output
     write_image(tmp_path / "EDX_W.tif", field["edx"][3][:20])
     out.unlink()

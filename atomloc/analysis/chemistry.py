@@ -1248,13 +1248,17 @@ BLUR_SIGMA_FRAC = 0.2
 CLASSIFY_FROM = ("blur", "fused", "raw")
 """The maps :func:`field_chemistry` can classify the columns from."""
 
+FIELD_MAPS = ("fused", "column")
+"""The elemental maps :func:`field_chemistry` returns: the fusion objective's or the column model's."""
+
 
 def field_chemistry(haadf, edx, elements: Sequence[str], *, x_px, y_px, sites: Sequence[str], dopants=(),
                     dopant_host: str = "", vacancy_element: str = "", spacing_px: float | None = None,
                     classify_from: str = "blur", use_haadf: bool = True, blur_sigma_px: float | None = None,
                     edx_delocalisation_A: float | None = None, pixel_size_pm: float | None = None,
-                    k_factors: Mapping[str, float] | None = None, **fusion) -> tuple[np.ndarray, pd.DataFrame]:
-    """Fused maps and the composition of every located column of one field (no truth needed).
+                    k_factors: Mapping[str, float] | None = None, maps: str = "fused",
+                    column_sigma_px: float | None = None, **fusion) -> tuple[np.ndarray, pd.DataFrame]:
+    """Elemental maps and the composition of every located column of one field (no truth needed).
 
     Parameters
     ----------
@@ -1280,13 +1284,22 @@ def field_chemistry(haadf, edx, elements: Sequence[str], *, x_px, y_px, sites: S
         Both given: the fusion blurs the HAADF by the delocalisation (:func:`haadf_sigma_px`).
     k_factors : mapping, optional
         Relative EDX counts per atom (fusion and classification).
+    maps : str
+        The maps returned (:data:`FIELD_MAPS`): ``fused`` (:func:`fuse_maps`) or
+        ``column`` (:func:`column_field_maps`, pooled by the columns' classified
+        compositions).
+    column_sigma_px : float, optional
+        The column model's column width in the EDX maps (Gaussian sigma, px);
+        default: the HAADF columns' fitted sigma (:func:`atomloc.locate.classical.column_sigma`)
+        widened by the EDX delocalisation where ``edx_delocalisation_A`` and
+        ``pixel_size_pm`` are given (added in quadrature).
     **fusion
         Further keywords of :func:`fuse_maps`.
 
     Returns
     -------
-    fused : ndarray (n, H, W)
-        The fused maps, expected counts per pixel.
+    maps : ndarray (n, H, W)
+        The fused (or column-model) maps, expected counts per pixel.
     columns : DataFrame
         ``x, y``, ``signal_<element>`` (and ``signal_HAADF``), ``composition``,
         ``site``, ``dopant``, ``vacancy``, ``distance``.
@@ -1297,6 +1310,8 @@ def field_chemistry(haadf, edx, elements: Sequence[str], *, x_px, y_px, sites: S
     haadf, edx = _as_maps(haadf, edx, "field_chemistry")
     if classify_from not in CLASSIFY_FROM:
         raise AtomlocInputError(f"classify_from {classify_from!r}: expected one of {', '.join(CLASSIFY_FROM)}")
+    if maps not in FIELD_MAPS:
+        raise AtomlocInputError(f"maps {maps!r}: expected one of {', '.join(FIELD_MAPS)}")
     if len(elements) != edx.shape[0]:
         raise AtomlocInputError(f"field_chemistry: {len(elements)} elements for {edx.shape[0]} EDX maps")
     x = np.asarray(x_px, dtype=np.float64)
@@ -1308,16 +1323,31 @@ def field_chemistry(haadf, edx, elements: Sequence[str], *, x_px, y_px, sites: S
     if edx_delocalisation_A is not None and pixel_size_pm is not None and "haadf_sigma_px" not in fusion:
         fusion["haadf_sigma_px"] = haadf_sigma_px(edx_delocalisation_A, pixel_size_pm)
     k_list = None if k_factors is None else [float(k_factors.get(e, 1.0)) for e in elements]
-    fused = fuse_maps(haadf, edx, _z(elements), k_factors=k_list, **fusion).maps
+    fused = (fuse_maps(haadf, edx, _z(elements), k_factors=k_list, **fusion).maps
+             if maps == "fused" or classify_from == "fused" else None)
     sigma = BLUR_SIGMA_FRAC * spacing_px if blur_sigma_px is None else float(blur_sigma_px)
-    maps = {"fused": fused, "raw": edx, "blur": None}[classify_from]
-    if maps is None:
-        maps = blur_maps(edx, sigma)
-    signals = column_signals(maps, elements, x, y, spacing_px=spacing_px)
+    evidence = {"fused": fused, "raw": edx, "blur": None}[classify_from]
+    if evidence is None:
+        evidence = blur_maps(edx, sigma)
+    signals = column_signals(evidence, elements, x, y, spacing_px=spacing_px)
     if use_haadf:
         signals[f"signal_{HAADF_CHANNEL}"] = column_intensities(haadf, x, y, spacing_px=spacing_px,
                                                                  radius_px=DISC_RADIUS_FRAC * spacing_px)
     candidates = candidate_compositions(sites, dopants=dopants, dopant_host=dopant_host,
                                         vacancy_element=vacancy_element)
     predicted = classify_columns(signals, candidates, k_factors=k_factors)
-    return fused, pd.concat([pd.DataFrame({"x": x, "y": y}), signals, predicted], axis=1)
+    columns = pd.concat([pd.DataFrame({"x": x, "y": y}), signals, predicted], axis=1)
+    if maps == "fused":
+        return fused, columns
+    if column_sigma_px is None:
+        from atomloc.locate.classical import column_sigma
+
+        column_sigma_px = column_sigma(haadf, spacing_px)
+        if not np.isfinite(column_sigma_px):
+            raise AtomlocInputError("field_chemistry: no HAADF column fits for the column width; "
+                                    "give column_sigma_px")
+        if edx_delocalisation_A is not None and pixel_size_pm is not None:
+            column_sigma_px = float(np.hypot(column_sigma_px, haadf_sigma_px(edx_delocalisation_A, pixel_size_pm)))
+    model, _ = column_field_maps({"edx": edx}, np.column_stack([x, y]), sigma_px=float(column_sigma_px),
+                                 spacing_px=spacing_px, groups=predicted["composition"].to_numpy(dtype=str))
+    return model, columns
