@@ -216,7 +216,12 @@ def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | No
     detections on noise shorten it, and a shorter spacing lets more noise
     through (on the real image DPC_HAADF-DF_1158 of the AtomID-Net demo set the
     gate kept 2,873 detections at the detections' spacing, 2,327 at the image's,
-    which agree with gaussfit's at that spacing to F1 0.997).  Networks trained on one
+    which agree with gaussfit's at that spacing to F1 0.997).  But where the
+    detections' median nearest-neighbour distance is shorter than the image's
+    spacing and shared by most of them (:func:`_shared_distance`: a lattice with
+    a basis, e.g. the dumbbells of GaAs [110], whose partners the image's longer
+    spacing would merge, not the broad spread of detections on noise), the
+    gate works at that distance.  Networks trained on one
     noise model fire on noise of another; the gate judges each detection on
     the image itself.  Where the image shows no lattice (``lattice=False``:
     pure noise, vacuum, single atoms) a column must stand out at
@@ -228,8 +233,12 @@ def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | No
     xy = found[["x", "y"]].to_numpy(dtype=np.float64)
     if len(xy) == 0:
         return found
+    own = _median_nn(xy)
+    if lattice and spacing_px and np.isfinite(spacing_px) and np.isfinite(own) and own < spacing_px \
+            and _shared_distance(xy, own):
+        spacing_px = own  # a lattice with a basis (dumbbells): the columns' own neighbour distance
     if not spacing_px or not np.isfinite(spacing_px):
-        spacing_px = _median_nn(xy)
+        spacing_px = own
     if not np.isfinite(spacing_px):
         spacing_px = nominal_spacing_px
     spacing_px = max(spacing_px, 2.0)
@@ -239,6 +248,25 @@ def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | No
         rate = min(0.001, NO_LATTICE_FALSE_ALARMS / cells)
         rates = {"false_alarm_rate": rate, "neighbour_false_alarm_rate": rate}
     return noise_filter(np.asarray(image, dtype=np.float64), found, spacing_px, **rates)
+
+
+SHARED_DISTANCE_FRACTION = 0.8
+""":func:`_shared_distance`: the fraction of detections whose nearest neighbour lies within
+:data:`SHARED_DISTANCE_TOLERANCE` (relative) of the median distance."""
+
+SHARED_DISTANCE_TOLERANCE = 0.2
+
+
+def _shared_distance(xy: np.ndarray, distance_px: float) -> bool:
+    """Whether most detections have their nearest neighbour at about ``distance_px`` (a lattice's motif,
+    not the broad spread of nearest-neighbour distances of detections on noise)."""
+    from scipy.spatial import cKDTree
+
+    if len(xy) < 10:
+        return False
+    d, _ = cKDTree(xy).query(xy, k=2)
+    close = np.abs(d[:, 1] / distance_px - 1.0) <= SHARED_DISTANCE_TOLERANCE
+    return bool(close.mean() >= SHARED_DISTANCE_FRACTION)
 
 
 def _nominal_spacing(meta: dict) -> float:
