@@ -108,7 +108,7 @@ def test_noise_gate_keeps_both_columns_of_a_dumbbell():
     # pair; the detections' own, shared neighbour distance keeps both, and noise detections still go
     import pandas as pd
 
-    from atomloc.locate.learned import _shared_distance
+    from atomloc.locate.learned import _dumbbells
     from atomloc.simulate.render import render_columns
 
     lattice = square_lattice(14.0, shape=(224, 224), seed=7)[1]
@@ -119,8 +119,13 @@ def test_noise_gate_keeps_both_columns_of_a_dumbbell():
     kept = gate_by_noise(image, pd.DataFrame({"x": inside[:, 0], "y": inside[:, 1]}), 14.0)
     score = score_detections(kept[["x", "y"]].to_numpy(), truth, image.shape, spacing_px=5.0)
     assert score.recall >= 0.98, score
-    assert _shared_distance(inside, 5.0)
-    assert not _shared_distance(np.random.default_rng(9).uniform(0, 224, size=(400, 2)), 6.0)
+    assert _dumbbells(image, inside, 5.0)
+    assert not _dumbbells(image, np.random.default_rng(9).uniform(0, 224, size=(400, 2)), 6.0)
+    # a much weaker partner is a sublattice for the weak-neighbour rule, not half a dumbbell
+    weak = np.random.default_rng(8).poisson(5.0 + render_columns(
+        (224, 224), truth[:, 0], truth[:, 1], np.r_[np.full(len(lattice), 400.0), np.full(len(lattice), 100.0)],
+        1.2)).astype(float)
+    assert not _dumbbells(weak, inside, 5.0)
 
 
 # --- the shipped weights ---------------------------------------------------------------------------------
