@@ -96,6 +96,18 @@ def test_otsu_centroid_head():
     assert otsu_centroid_head(np.zeros((8, 8))).empty
 
 
+def test_otsu_centroid_head_splits_a_component_holding_two_columns():
+    # two map blobs 4 px apart (a dumbbell at the network's scale) make one Otsu component
+    yy, xx = np.mgrid[:32, :32]
+    seg = sum(np.exp(-((xx - x) ** 2 + (yy - 16) ** 2) / (2 * 1.5 ** 2)) for x in (13.0, 17.0))
+    seg = seg / seg.max()
+    assert len(otsu_centroid_head(seg, split=False)) == 1
+    found = otsu_centroid_head(seg).sort_values("x")
+    assert len(found) == 2 and np.allclose(found.x, [13.0, 17.0], atol=0.6) and np.allclose(found.y, 16.0, atol=0.1)
+    one = np.exp(-((xx - 10.0) ** 2 + (yy - 9.0) ** 2) / (2 * 1.5 ** 2))  # one blob stays one
+    assert len(otsu_centroid_head(one)) == 1
+
+
 # --- losses ------------------------------------------------------------------------------------------
 
 def test_chi_square_loss_equals_its_formula():

@@ -147,11 +147,57 @@ def nms_head(conf: np.ndarray, spacing_px: float, min_confidence: float = 0.3, w
     return pd.DataFrame({"x": xy[order, 0], "y": xy[order, 1], "score": score[order]})
 
 
-def otsu_centroid_head(seg: np.ndarray, min_area_px: int = 2, threshold: float | None = None) -> pd.DataFrame:
+SPLIT_MIN_DISTANCE_PX = 2
+""":func:`split_at_maxima`: the least distance (px, Chebyshev) between two maxima of one component."""
+
+
+def split_at_maxima(seg: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[np.ndarray, int]:
+    """Divide each component that holds several local maxima of the map, one region per maximum.
+
+    Two columns closer than the map's blobs are wide (a dumbbell seen at the
+    network's inference scale) share one thresholded component, whose centroid
+    is neither column; where the map keeps one maximum per column
+    (:func:`skimage.feature.peak_local_max`, at least
+    :data:`SPLIT_MIN_DISTANCE_PX` apart and above ``threshold``), scikit-image's
+    marker watershed of the map divides the component between them.
+
+    Returns
+    -------
+    labels : ndarray of int
+        Relabelled 1..n (components without a maximum above ``threshold`` kept whole).
+    n : int
+    """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    peaks = peak_local_max(seg, min_distance=SPLIT_MIN_DISTANCE_PX, threshold_abs=threshold, labels=labels,
+                           exclude_border=False)
+    if len(peaks) == 0:
+        return labels, int(labels.max())
+    counts = np.bincount(labels[peaks[:, 0], peaks[:, 1]], minlength=labels.max() + 1)
+    counts[0] = 0
+    if not (counts >= 2).any():
+        return labels, int(labels.max())
+    markers = np.zeros(labels.shape, dtype=np.int64)
+    markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
+    mask = labels > 0
+    split = watershed(-seg, markers, mask=mask)
+    # components without a maximum above the threshold keep their own label after the split ones
+    lone = mask & (split == 0)
+    if lone.any():
+        extra, m = ndimage.label(lone)
+        split = np.where(lone, extra + len(peaks), split)
+    return split, int(split.max())  # markers 1..len(peaks) each keep a region, the lone ones follow
+
+
+def otsu_centroid_head(seg: np.ndarray, min_area_px: int = 2, threshold: float | None = None,
+                       split: bool = True) -> pd.DataFrame:
     """AtomSegNet's localisation: Otsu threshold, connected components, weighted centroids.
 
     Components smaller than ``min_area_px`` pixels are dropped.  ``threshold``
     (in map units, 0-1) replaces Otsu's when given (a calibrated operating point).
+    ``split``: a component holding several maxima of the map is divided between
+    them first (:func:`split_at_maxima`; AtomSegNet's own head does not).
 
     Returns
     -------
@@ -160,9 +206,12 @@ def otsu_centroid_head(seg: np.ndarray, min_area_px: int = 2, threshold: float |
     seg = np.asarray(seg, dtype=np.float64)
     if np.ptp(seg) == 0:
         return pd.DataFrame({"x": [], "y": [], "score": []})
-    labels, n = ndimage.label(seg > (threshold_otsu(seg) if threshold is None else threshold))
+    t = threshold_otsu(seg) if threshold is None else threshold
+    labels, n = ndimage.label(seg > t)
     if n == 0:
         return pd.DataFrame({"x": [], "y": [], "score": []})
+    if split:
+        labels, n = split_at_maxima(seg, labels, t)
     index = np.arange(1, n + 1)
     area = ndimage.sum_labels(np.ones_like(seg), labels, index)
     com = np.array(ndimage.center_of_mass(seg, labels, index)).reshape(-1, 2)
