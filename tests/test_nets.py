@@ -106,6 +106,8 @@ def test_otsu_centroid_head_splits_a_component_holding_two_columns():
     assert len(found) == 2 and np.allclose(found.x, [13.0, 17.0], atol=0.6) and np.allclose(found.y, 16.0, atol=0.1)
     one = np.exp(-((xx - 10.0) ** 2 + (yy - 9.0) ** 2) / (2 * 1.5 ** 2))  # one blob stays one
     assert len(otsu_centroid_head(one)) == 1
+    saturated = np.minimum(1.0, 1.3 * one).astype(np.float32)  # a sigmoid's plateau at 1 is one maximum
+    assert len(otsu_centroid_head(saturated)) == 1
 
 
 # --- losses ------------------------------------------------------------------------------------------

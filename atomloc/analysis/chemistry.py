@@ -351,8 +351,9 @@ def column_basis(shape, x_px, y_px, sigma_px: float):
     """One unit-sum Gaussian of ``sigma_px`` per column (pixels x columns, sparse CSC), and a flat last column.
 
     Each column's Gaussian is cut at :data:`COLUMN_PATCH_SIGMAS` sigma and
-    normalised over the pixels inside the image, so its amplitude is counts
-    in the image.  The last basis column is the flat background (unit sum).
+    normalised over its whole patch, inside the image or not, so its amplitude
+    is the column's counts even where the edge cuts it (and columns of one
+    composition compare).  The last basis column is the flat background (unit sum).
     """
     from scipy import sparse
 
@@ -365,14 +366,13 @@ def column_basis(shape, x_px, y_px, sigma_px: float):
     for c, (xc, yc) in enumerate(zip(x, y)):
         i0, j0 = int(np.rint(yc)), int(np.rint(xc))
         ii, jj = (i0 + dy).ravel(), (j0 + dx).ravel()
-        inside = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
-        ii, jj = ii[inside], jj[inside]
         g = np.exp(-((jj - xc) ** 2 + (ii - yc) ** 2) / (2.0 * sigma_px ** 2))
-        if g.sum() <= 0:
+        inside = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
+        if not inside.any():
             continue
-        rows.append(ii * w + jj)
-        cols.append(np.full(len(ii), c))
-        vals.append(g / g.sum())
+        rows.append(ii[inside] * w + jj[inside])
+        cols.append(np.full(int(inside.sum()), c))
+        vals.append(g[inside] / g.sum())
     n = len(x)
     rows.append(np.arange(h * w))
     cols.append(np.full(h * w, n))
@@ -686,6 +686,10 @@ def column_signals(maps, elements: Sequence[str], x_px, y_px, *, spacing_px: flo
                          for e, m in zip(elements, maps)})
 
 
+VARIANCE_FLOOR_FRACTION = 0.1
+""":func:`classify_columns` with ``poisson``: a channel's variance is at least this fraction of its mean
+squared residual."""
+
 HAADF_CHANNEL = "HAADF"
 """The name of the HAADF column signal (``signal_HAADF``) :func:`classify_columns` may use."""
 
@@ -774,7 +778,8 @@ def classify_columns(signals: pd.DataFrame, candidates: pd.DataFrame, *, k_facto
                 levels[g] = max(num / max(den, 1e-12), 1e-12)
         fitted = e_unit * levels[group]
         resid2 = (s - fitted) ** 2
-        floor = (1e-3 * levels[group]) ** 2
+        # a negative intercept (Poisson: about 0 at no signal) must not make a channel noise-free
+        floor = np.maximum((1e-3 * levels[group]) ** 2, VARIANCE_FLOOR_FRACTION * resid2.mean(axis=0))
         for c in range(s.shape[1]):
             # counts are Poisson: the spread grows with the signal (v1 > 0); least squares of resid^2 on mu
             if poisson and group[c] == 0 and np.ptp(fitted[:, c]) > 0:
@@ -1048,6 +1053,8 @@ def tune_column_model(fields: Sequence[Mapping], located: Sequence[Mapping], sig
         raise AtomlocInputError("tune_column_model: needs training fields and at least one sigma")
     errors = [np.mean([_mean_nrmse(column_field_maps(f, **loc, sigma_px=s)[0], f["edx_truth"])
                        for f, loc in zip(fields, located)]) for s in sigmas_px]
+    if not np.isfinite(errors).any():
+        raise AtomlocInputError("tune_column_model: no training field has an element to score")
     return float(sigmas_px[int(np.nanargmin(errors))])
 
 
@@ -1187,11 +1194,11 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
                                             dopant_host=spec0.dopant_host or train[0]["elements"][0],
                                             vacancy_element=spec0.vacancy_element)
 
-        def located_columns(fld: dict) -> dict:
+        def located_columns(fld: dict, with_groups: bool = True) -> dict:
             xy = locate(fld["haadf"], locator, pixel_size_pm=spec0.pixel_size_pm)[["x", "y"]].to_numpy()
             spacing = nearest_neighbour_spacing(np.column_stack([fld["columns"]["x"], fld["columns"]["y"]]))
-            groups = column_groups(fld, xy, spacing_px=spacing, candidates=candidates, blur_sigma_px=sigma,
-                                   k_factors=dict(spec0.edx_cross_section))
+            groups = (column_groups(fld, xy, spacing_px=spacing, candidates=candidates, blur_sigma_px=sigma,
+                                    k_factors=dict(spec0.edx_cross_section)) if with_groups else None)
             return {"positions": xy, "spacing_px": spacing, "groups": groups}
 
         column_sigma = (tune_column_model(train, [located_columns(f) for f in train], column_sigmas_px)
@@ -1219,12 +1226,14 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
             k = [float(spec.edx_cross_section.get(e, 1.0)) for e in fld["elements"]]
             maps, secs = field_maps(fld, blur_sigma_px=sigma, lambda_edx=le, lambda_tv=lt, peer=peer_lambdas,
                                     k_factors=k, **fusion)
-            loc = located_columns(fld)
+            loc = located_columns(fld, with_groups=False)
             xy, spacing = loc["positions"], loc["spacing_px"]
             if column_sigma is not None:
                 t = time.perf_counter()
+                loc["groups"] = column_groups(fld, xy, spacing_px=spacing, candidates=candidates, blur_sigma_px=sigma,
+                                              k_factors=dict(spec.edx_cross_section))
                 maps["column"], _ = column_field_maps(fld, **loc, sigma_px=column_sigma)
-                secs["column"] = time.perf_counter() - t
+                secs["column"] = time.perf_counter() - t  # the classification it pools by included
             q, c = score_field(fld, maps, positions=xy, spacing_px=spacing, candidates=candidates,
                                k_factors=dict(spec.edx_cross_section))
             key = {"counts_per_pixel": float(counts), "field": i}
@@ -1315,7 +1324,9 @@ def field_chemistry(haadf, edx, elements: Sequence[str], *, x_px, y_px, sites: S
     maps : str
         The maps returned (:data:`FIELD_MAPS`): ``fused`` (:func:`fuse_maps`) or
         ``column`` (:func:`column_field_maps`, pooled by the columns' classified
-        compositions).
+        compositions; the ``fusion`` keywords then apply only where
+        ``classify_from="fused"``; the columns the EDX maps add are in the maps,
+        not in the returned table, which holds the located ones).
     column_sigma_px : float, optional
         The column model's column width in the EDX maps (Gaussian sigma, px);
         default: the HAADF columns' fitted sigma (:func:`atomloc.locate.classical.column_sigma`)

@@ -429,7 +429,7 @@ def find_peaks(image, spacing_px, smooth_sigma_px=AUTO, min_distance_px=AUTO, fa
     settings = peak_settings(spacing_px, smooth_sigma_px, min_distance_px)
     if maxima is not None:
         if settings != peak_settings(spacing_px) or maxima_of is not None:
-            raise ValueError("maxima= holds the maxima of the image at the automatic filters only")
+            raise AtomlocInputError("find_peaks: maxima= holds the maxima of the image at the automatic filters only")
         peaks, heights, sigma = maxima
     elif maxima_of is None:
         peaks, heights = peak_heights(image, **settings)

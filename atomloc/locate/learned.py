@@ -235,7 +235,7 @@ def gate_by_noise(image: np.ndarray, found: pd.DataFrame, spacing_px: float | No
     if len(xy) == 0:
         return found
     own = _median_nn(xy)
-    if lattice and spacing_px and np.isfinite(spacing_px) and np.isfinite(own) and own < spacing_px \
+    if lattice and spacing_px and np.isfinite(spacing_px) and np.isfinite(own) and 0 < own < spacing_px \
             and _dumbbells(image, xy, own):
         spacing_px = own  # a lattice with a basis (dumbbells): the columns' own neighbour distance
     if not spacing_px or not np.isfinite(spacing_px):

@@ -26,8 +26,8 @@ maps = summary_table(quality, by=["dataset", "element", "counts_per_pixel", "met
                      metrics=["nrmse", "psnr_db", "ssim"], n_boot=p.n_boot, seed=p.seed)
 ratios = ratio_table(quality)
 if "column" in set(quality["method"]):
-    ratios = ratios.merge(ratio_table(quality, method="column"), on=["dataset", "element", "counts_per_pixel"],
-                          suffixes=("", "_dup"))
+    ratios = ratios.merge(ratio_table(quality, method="column", references=("raw", "blur", "fused", "peer")),
+                          on=["dataset", "element", "counts_per_pixel"], suffixes=("", "_dup"))
     ratios = ratios[[c for c in ratios if not c.endswith("_dup")]]
 maps = maps.merge(ratios[[c for c in ratios if "/" in c or c in ("dataset", "element", "counts_per_pixel")]],
                   on=["dataset", "element", "counts_per_pixel"], how="left")
@@ -62,8 +62,9 @@ for m in ("accuracy", "dopant_f1", "vacancy_f1", "located_recall"):
     md[m] = [interval_text(a, b, c, 3) for a, b, c in zip(cols[f"{m}_mean"], cols[f"{m}_lo"], cols[f"{m}_hi"])]
 write_table(next(tables), next(tables), cols, "Column chemistry: classification accuracy, dopant F1, vacancy F1",
             ["Columns located on the HAADF and matched to the truth (0.3 x spacing); each classified as the "
-             "candidate composition (pristine site, dopant on the host's site, one atom fewer) nearest in noise "
-             "units. channels maps: the elemental maps' column sums alone; maps+HAADF: with the column's HAADF sum."],
+             "candidate composition (pristine site, dopant on the host's site, one atom fewer) of the highest "
+             "likelihood (each channel Gaussian, the EDX channels' variance growing with the expected signal). "
+             "channels maps: the elemental maps' column sums alone; maps+HAADF: with the column's HAADF sum."],
             markdown=md)
 
 # 3. Dose-reduction factor: counts to reach the target accuracy by raw / blur EDX maps alone, over those of

@@ -147,47 +147,49 @@ def nms_head(conf: np.ndarray, spacing_px: float, min_confidence: float = 0.3, w
     return pd.DataFrame({"x": xy[order, 0], "y": xy[order, 1], "score": score[order]})
 
 
-SPLIT_MIN_DISTANCE_PX = 2
-""":func:`split_at_maxima`: the least distance (px, Chebyshev) between two maxima of one component."""
+SPLIT_MIN_DEPTH = 0.05
+""":func:`split_at_maxima`: how far (map units) the map must dip between two maxima of one component."""
 
 
 def split_at_maxima(seg: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[np.ndarray, int]:
-    """Divide each component that holds several local maxima of the map, one region per maximum.
+    """Divide each component that holds several maxima of the map, one region per maximum.
 
     Two columns closer than the map's blobs are wide (a dumbbell seen at the
     network's inference scale) share one thresholded component, whose centroid
-    is neither column; where the map keeps one maximum per column
-    (:func:`skimage.feature.peak_local_max`, at least
-    :data:`SPLIT_MIN_DISTANCE_PX` apart and above ``threshold``), scikit-image's
-    marker watershed of the map divides the component between them.
+    is neither column.  The markers are the map's regional maxima of depth
+    :data:`SPLIT_MIN_DEPTH` above ``threshold`` (:func:`skimage.morphology.h_maxima`:
+    a plateau, e.g. of a saturated sigmoid, is one maximum, and a bump that
+    dips less than that to its neighbour is none); a component holding two or
+    more is divided between them by scikit-image's marker watershed of the map.
 
     Returns
     -------
     labels : ndarray of int
-        Relabelled 1..n (components without a maximum above ``threshold`` kept whole).
+        Relabelled 1..n (components with fewer than two maxima kept whole).
     n : int
     """
-    from skimage.feature import peak_local_max
+    from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
-    peaks = peak_local_max(seg, min_distance=SPLIT_MIN_DISTANCE_PX, threshold_abs=threshold, labels=labels,
-                           exclude_border=False)
-    if len(peaks) == 0:
+    peaks = h_maxima(np.asarray(seg, dtype=np.float64), SPLIT_MIN_DEPTH).astype(bool) & (seg > threshold)
+    markers, n_markers = ndimage.label(peaks, structure=np.ones((3, 3)))
+    if n_markers < 2:
         return labels, int(labels.max())
-    counts = np.bincount(labels[peaks[:, 0], peaks[:, 1]], minlength=labels.max() + 1)
-    counts[0] = 0
-    if not (counts >= 2).any():
+    held = np.zeros(labels.max() + 1, dtype=int)
+    component_of = ndimage.maximum(labels, markers, np.arange(1, n_markers + 1)).astype(int)
+    np.add.at(held, component_of, 1)
+    held[0] = 0
+    merged = held >= 2
+    if not merged.any():
         return labels, int(labels.max())
-    markers = np.zeros(labels.shape, dtype=np.int64)
-    markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
-    mask = labels > 0
-    split = watershed(-seg, markers, mask=mask)
-    # components without a maximum above the threshold keep their own label after the split ones
-    lone = mask & (split == 0)
-    if lone.any():
-        extra, m = ndimage.label(lone)
-        split = np.where(lone, extra + len(peaks), split)
-    return split, int(split.max())  # markers 1..len(peaks) each keep a region, the lone ones follow
+    region = merged[labels]
+    split = watershed(-seg, np.where(region, markers, 0), mask=region)
+    # the split regions take new labels after the components that stay whole
+    whole, n_whole = ndimage.label((labels > 0) & ~region)
+    _, inverse = np.unique(split[region], return_inverse=True)
+    out = whole.copy()
+    out[region] = n_whole + 1 + inverse.ravel()
+    return out, int(out.max())
 
 
 def otsu_centroid_head(seg: np.ndarray, min_area_px: int = 2, threshold: float | None = None,
