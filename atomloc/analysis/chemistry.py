@@ -686,6 +686,13 @@ def column_signals(maps, elements: Sequence[str], x_px, y_px, *, spacing_px: flo
                          for e, m in zip(elements, maps)})
 
 
+def haadf_signal(haadf, x_px, y_px, *, spacing_px: float) -> np.ndarray:
+    """Each column's background-subtracted HAADF sum in the disc of :func:`column_signals` (the ``signal_HAADF``
+    channel of :func:`classify_columns`)."""
+    return column_signals(np.asarray(haadf, dtype=np.float64)[None], [HAADF_CHANNEL], x_px, y_px,
+                          spacing_px=spacing_px)[f"signal_{HAADF_CHANNEL}"].to_numpy()
+
+
 VARIANCE_FLOOR_FRACTION = 0.1
 """:func:`classify_columns` with ``poisson``: a channel's variance is at least this fraction of its mean
 squared residual."""
@@ -764,8 +771,11 @@ def classify_columns(signals: pd.DataFrame, candidates: pd.DataFrame, *, k_facto
     v1 = np.zeros_like(v0)
     choice = np.zeros(len(s), dtype=int)
 
+    def variance(mu):
+        return v0 + v1 * np.maximum(mu, 0.0)
+
     def cost(mu):  # Gaussian negative log-likelihood with the mean-dependent variance, per column and candidate
-        var = v0 + v1 * np.maximum(mu, 0.0)
+        var = variance(mu)
         return ((s[..., None, :] - mu) ** 2 / var + np.log(var)).sum(axis=-1)
 
     for _ in range(int(n_rounds)):
@@ -789,7 +799,8 @@ def classify_columns(signals: pd.DataFrame, candidates: pd.DataFrame, *, k_facto
             else:
                 # the mean square, not the MAD: sparse counts' column sums are mostly one value (MAD 0)
                 v0[c], v1[c] = max(float(resid2[:, c].mean()), floor[c]), 0.0
-    d2 = (((s - unit[choice] * levels[group]) ** 2) / (v0 + v1 * np.maximum(unit[choice] * levels[group], 0.0))).sum(axis=1)
+    expected = unit[choice] * levels[group]
+    d2 = ((s - expected) ** 2 / variance(expected)).sum(axis=1)
     out = candidates.iloc[choice].reset_index(drop=True).rename(columns={"label": "composition"})
     out["distance"] = np.sqrt(d2)
     return out
@@ -986,11 +997,8 @@ def score_field(fld: Mapping, maps: Mapping[str, np.ndarray], *, positions: np.n
     cols = fld["columns"]
     ref = np.column_stack([cols["x"], cols["y"]])
     pairs = match_points(positions, ref, match_radius_frac * spacing_px)
-    from atomloc.locate.columns import column_intensities
-
     xs, ys = positions[pairs[:, 0], 0], positions[pairs[:, 0], 1]
-    haadf = column_intensities(np.asarray(fld["haadf"], dtype=np.float64), xs, ys, spacing_px=spacing_px,
-                               radius_px=DISC_RADIUS_FRAC * spacing_px)
+    haadf = haadf_signal(fld["haadf"], xs, ys, spacing_px=spacing_px)
     rows = []
     for name, m in maps.items():
         if name in POOLED_MAPS:
@@ -1011,13 +1019,9 @@ def column_groups(fld: Mapping, positions: np.ndarray, *, spacing_px: float, can
                   blur_sigma_px: float, k_factors: Mapping[str, float] | None = None) -> np.ndarray:
     """The composition of each located column from the blurred EDX maps with its HAADF sum (the groups of
     :func:`column_model_maps`; :func:`classify_columns`)."""
-    from atomloc.locate.columns import column_intensities
-
     x, y = positions[:, 0], positions[:, 1]
     signals = column_signals(blur_maps(fld["edx"], blur_sigma_px), fld["elements"], x, y, spacing_px=spacing_px)
-    signals[f"signal_{HAADF_CHANNEL}"] = column_intensities(np.asarray(fld["haadf"], dtype=np.float64), x, y,
-                                                             spacing_px=spacing_px,
-                                                             radius_px=DISC_RADIUS_FRAC * spacing_px)
+    signals[f"signal_{HAADF_CHANNEL}"] = haadf_signal(fld["haadf"], x, y, spacing_px=spacing_px)
     return classify_columns(signals, candidates, k_factors=k_factors)["composition"].to_numpy(dtype=str)
 
 
@@ -1203,8 +1207,7 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
 
         column_sigma = (tune_column_model(train, [located_columns(f) for f in train], column_sigmas_px)
                         if len(column_sigmas_px) else None)
-        cross = field_spec(0, 0).edx_cross_section
-        k_train = [float(cross.get(e, 1.0)) for e in train[0]["elements"]]
+        k_train = [float(spec0.edx_cross_section.get(e, 1.0)) for e in train[0]["elements"]]
         le, lt, grid = tune_fusion(train, lambda_edx=lambda_edx, lambda_tv=lambda_tv, k_factors=k_train, **fusion)
         tuned = {"counts_per_pixel": float(counts), "blur_sigma_px": sigma, "lambda_edx": le, "lambda_tv": lt,
                  "train_nrmse": float(grid["nrmse"].min()), "n_train": len(train)}
@@ -1344,7 +1347,6 @@ def field_chemistry(haadf, edx, elements: Sequence[str], *, x_px, y_px, sites: S
         ``site``, ``dopant``, ``vacancy``, ``distance``.
     """
     from atomloc.core.geometry import nearest_neighbour_spacing
-    from atomloc.locate.columns import column_intensities
 
     haadf, edx = _as_maps(haadf, edx, "field_chemistry")
     if classify_from not in CLASSIFY_FROM:
@@ -1370,8 +1372,7 @@ def field_chemistry(haadf, edx, elements: Sequence[str], *, x_px, y_px, sites: S
         evidence = blur_maps(edx, sigma)
     signals = column_signals(evidence, elements, x, y, spacing_px=spacing_px)
     if use_haadf:
-        signals[f"signal_{HAADF_CHANNEL}"] = column_intensities(haadf, x, y, spacing_px=spacing_px,
-                                                                 radius_px=DISC_RADIUS_FRAC * spacing_px)
+        signals[f"signal_{HAADF_CHANNEL}"] = haadf_signal(haadf, x, y, spacing_px=spacing_px)
     candidates = candidate_compositions(sites, dopants=dopants, dopant_host=dopant_host,
                                         vacancy_element=vacancy_element)
     predicted = classify_columns(signals, candidates, k_factors=k_factors)

@@ -144,6 +144,15 @@ def _split_merged(labels, smooth, peaks):
     return np.where(region, watershed(-smooth, markers, mask=region), labels)
 
 
+def _split_at_significant_maxima(image, labels, smooth, spacing_px, false_alarm_rate, neighbour_false_alarm_rate):
+    """:func:`_split_merged` at the maxima of ``image`` that stand out of the noise (:func:`find_peaks`); also
+    returns those maxima (:func:`image_maxima`), which the noise test of the detections judges again."""
+    maxima = image_maxima(image, spacing_px)
+    peaks = find_peaks(image, spacing_px, false_alarm_rate=false_alarm_rate,
+                       neighbour_false_alarm_rate=neighbour_false_alarm_rate, maxima=maxima)
+    return _split_merged(labels, smooth, peaks), maxima
+
+
 def _components_table(labels, weights, smooth):
     """Centroid of each labelled component, weighted by ``weights`` (ones = plain centroid)."""
     index = np.unique(labels[labels > 0])
@@ -183,10 +192,8 @@ def threshold_centroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUTO
                                            threshold, min_area_px, levels=1 if preset == "study" else 2)
     maxima = None
     if preset == "noise":
-        maxima = image_maxima(image, spacing_px)
-        labels = _split_merged(labels, smooth, find_peaks(image, spacing_px, false_alarm_rate=false_alarm_rate,
-                                                          neighbour_false_alarm_rate=neighbour_false_alarm_rate,
-                                                          maxima=maxima))
+        labels, maxima = _split_at_significant_maxima(image, labels, smooth, spacing_px, false_alarm_rate,
+                                                      neighbour_false_alarm_rate)
     return _finish(image, _components_table(labels, np.ones_like(smooth), smooth), spacing_px, preset,
                    false_alarm_rate, neighbour_false_alarm_rate, maxima=maxima)
 
@@ -208,10 +215,8 @@ def threshold_wcentroid(image, spacing_px=AUTO, *, smooth_sigma_px: AutoPx = AUT
                                            threshold, min_area_px, levels=1 if preset == "study" else 2)
     maxima = None
     if preset == "noise":
-        maxima = image_maxima(image, spacing_px)
-        labels = _split_merged(labels, smooth, find_peaks(image, spacing_px, false_alarm_rate=false_alarm_rate,
-                                                          neighbour_false_alarm_rate=neighbour_false_alarm_rate,
-                                                          maxima=maxima))
+        labels, maxima = _split_at_significant_maxima(image, labels, smooth, spacing_px, false_alarm_rate,
+                                                      neighbour_false_alarm_rate)
     return _finish(image, _components_table(labels, np.clip(smooth - t, 0.0, None), smooth), spacing_px, preset,
                    false_alarm_rate, neighbour_false_alarm_rate, maxima=maxima)
 
@@ -555,6 +560,24 @@ def noise_filter(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
 
 
 
+def heights_at(image, xy, spacing_px) -> tuple[np.ndarray, np.ndarray]:
+    """The height above the local background (:func:`peak_settings` filters for ``spacing_px``) at the pixel of
+    each point ``xy`` ((n, 2) x, y, pixels; clipped to the image).
+
+    Returns
+    -------
+    ij : ndarray of int, shape (n, 2)
+        (row, col) of each point's pixel.
+    heights : ndarray, shape (n,)
+        Image units.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    h, w = image.shape
+    ij = np.column_stack([np.clip(np.rint(xy[:, 1]), 0, h - 1), np.clip(np.rint(xy[:, 0]), 0, w - 1)]).astype(np.int64)
+    return ij, height_map(image, **_map_settings(peak_settings(spacing_px)))[ij[:, 0], ij[:, 1]]
+
+
 def backed_by(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
               neighbour_false_alarm_rate=0.1) -> pd.DataFrame:
     """Keep detections made on another image of the same field (a restored or deconvolved one) where
@@ -586,12 +609,8 @@ def backed_by(image, table: pd.DataFrame, spacing_px, false_alarm_rate=0.001,
     if len(table) == 0:
         return table
     image = np.asarray(image, dtype=np.float64)
-    settings = peak_settings(spacing_px)
-    h, w = image.shape
-    ij = np.column_stack([np.clip(np.rint(table["y"].to_numpy(np.float64)), 0, h - 1),
-                          np.clip(np.rint(table["x"].to_numpy(np.float64)), 0, w - 1)]).astype(np.int64)
-    heights = height_map(image, **_map_settings(settings))[ij[:, 0], ij[:, 1]]
-    keep = stand_out(ij, heights, noise_sigma(image), spacing_px, settings, false_alarm_rate,
+    ij, heights = heights_at(image, table[["x", "y"]].to_numpy(np.float64), spacing_px)
+    keep = stand_out(ij, heights, noise_sigma(image), spacing_px, peak_settings(spacing_px), false_alarm_rate,
                      neighbour_false_alarm_rate)
     return table[keep].reset_index(drop=True)
 

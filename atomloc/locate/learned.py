@@ -275,8 +275,7 @@ def _dumbbells(image: np.ndarray, xy: np.ndarray, distance_px: float) -> bool:
     """
     from scipy.spatial import cKDTree
 
-    from atomloc.locate.classical import _map_settings, peak_settings
-    from atomloc.locate.noise import height_map
+    from atomloc.locate.classical import heights_at
 
     if len(xy) < 10:
         return False
@@ -284,9 +283,7 @@ def _dumbbells(image: np.ndarray, xy: np.ndarray, distance_px: float) -> bool:
     close = np.abs(d[:, 1] / distance_px - 1.0) <= SHARED_DISTANCE_TOLERANCE
     if close.mean() < SHARED_DISTANCE_FRACTION:
         return False
-    heights = height_map(np.asarray(image, dtype=np.float64), **_map_settings(peak_settings(distance_px)))
-    h, w = heights.shape
-    at = heights[np.clip(np.rint(xy[:, 1]).astype(int), 0, h - 1), np.clip(np.rint(xy[:, 0]).astype(int), 0, w - 1)]
+    _, at = heights_at(image, xy, distance_px)
     a, b = at[close], at[j[close, 1]]
     ratio = np.minimum(a, b) / np.maximum(np.maximum(a, b), 1e-12)
     return bool(np.median(ratio) >= PARTNER_HEIGHT_RATIO)

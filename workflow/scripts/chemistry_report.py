@@ -26,9 +26,9 @@ maps = summary_table(quality, by=["dataset", "element", "counts_per_pixel", "met
                      metrics=["nrmse", "psnr_db", "ssim"], n_boot=p.n_boot, seed=p.seed)
 ratios = ratio_table(quality)
 if "column" in set(quality["method"]):
-    ratios = ratios.merge(ratio_table(quality, method="column", references=("raw", "blur", "fused", "peer")),
-                          on=["dataset", "element", "counts_per_pixel"], suffixes=("", "_dup"))
-    ratios = ratios[[c for c in ratios if not c.endswith("_dup")]]
+    column = ratio_table(quality, method="column", references=("raw", "blur", "fused", "peer"))
+    keys = ["dataset", "element", "counts_per_pixel"]
+    ratios = ratios.merge(column[keys + [c for c in column if c.startswith("column/")]], on=keys)
 maps = maps.merge(ratios[[c for c in ratios if "/" in c or c in ("dataset", "element", "counts_per_pixel")]],
                   on=["dataset", "element", "counts_per_pixel"], how="left")
 md = maps[["dataset", "element", "counts_per_pixel", "method", "n_fields"]].copy()
