@@ -3,7 +3,8 @@
 #
 #   sudo bash tests/slurm_cluster.sh install         # Debian/Ubuntu: apt-get install slurm-wlm munge
 #   sudo bash tests/slurm_cluster.sh start  [DIR]    # write slurm.conf under DIR, start munged, slurmctld, slurmd
-#   sudo bash tests/slurm_cluster.sh stop   [DIR]    # stop exactly the daemons started from DIR (PID files)
+#   sudo bash tests/slurm_cluster.sh stop   [DIR]    # stop exactly the daemons started from DIR (PID files);
+#                                                      # clients then fail at once (MessageTimeout=1)
 #
 # DIR defaults to /tmp/atomloc-slurm.  The node gets every core and most of the memory that
 # `slurmd -C` reports, and one fake GPU (gres.conf: File=/dev/null), so that rules asking for
@@ -100,6 +101,13 @@ stop() {
             rm -f "$dir/$name.pid"
         fi
     done
+    # With the controller gone, every SLURM client retries its connection for MessageTimeout (10 s by
+    # default) before failing, and the SLURM executor plugin runs `scontrol show config` whenever snakemake
+    # starts: every later snakemake call on this machine would wait 9 s.  Clients now fail at once; the
+    # next `start` writes the full configuration again.
+    if [ -f "$conf_dir/slurm.conf" ] && ! grep -q '^MessageTimeout=' "$conf_dir/slurm.conf"; then
+        echo "MessageTimeout=1" >> "$conf_dir/slurm.conf"
+    fi
 }
 
 case "$cmd" in

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -36,6 +37,11 @@ def cluster(tmp_path_factory):
     subprocess.run(["bash", str(SCRIPT), "start", str(state)], check=True, timeout=120)
     yield state
     subprocess.run(["bash", str(SCRIPT), "stop", str(state)], timeout=60)
+    # with the daemons gone a SLURM client must fail at once: snakemake's SLURM plugin asks `scontrol` at
+    # every start, and the later workflow tests would each wait out the retries (9 s per snakemake call)
+    start = time.monotonic()
+    subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=60)
+    assert time.monotonic() - start < 3.0
 
 
 def _jobs():
