@@ -5,6 +5,7 @@ rule align_series:
         aligned="results/aligned/{dataset}.h5",
     params:
         align=config["align"],
+    priority: train_chain_priority
     log:
         "results/logs/align_series/{dataset}.log",
     benchmark:

@@ -45,6 +45,7 @@ rule chemistry_benchmark:
                                             "lambda_tv", "blur_sigma_px", "gamma", "n_iter", "locator", "peer_lambda_edx",
                                             "peer_lambda_tv", "column_sigma_px")},
         peer=CHEM_PEER,
+    priority: PRIORITY_LONG_JOB
     log:
         "results/logs/chemistry/{chem_dataset}.log",
     benchmark:

@@ -144,6 +144,17 @@ STRAIN_DATASETS = _split_names("strain")
 SWEEP_DATASETS = _split_names(SWEEP_SPLIT)
 
 
+# Job priorities (snakemake prefers higher ones when cores are free): the train series' chain first (it feeds
+# the networks' training, the longest jobs), then the long single jobs that nothing else waits for.
+PRIORITY_TRAINING = 50
+PRIORITY_LONG_JOB = 40
+
+
+def train_chain_priority(wildcards):
+    """Priority of a series job: the train split's simulation, alignment and labels come first."""
+    return PRIORITY_TRAINING if wildcards.dataset in TRAIN_DATASETS else 0
+
+
 def dataset_splits():
     """Dataset name -> split, for the tables (the sweeps have their own)."""
     return {d["name"]: d.get("split", "test") for d in config["datasets"] if d["name"] in DATASETS}

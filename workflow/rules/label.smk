@@ -6,6 +6,7 @@ rule reference_label:
     params:
         method=config["label"]["method"],
         params=config["label"]["params"],
+    priority: train_chain_priority
     log:
         "results/logs/reference_label/{dataset}.log",
     benchmark:
@@ -26,7 +27,7 @@ rule training_pairs:
         labels="results/labels/{dataset}.csv",
     output:
         pairs="results/training/{dataset}.h5",
-    priority: 50
+    priority: PRIORITY_TRAINING
     params:
         source=config["label"]["training_source"],
         transfer=config["align"]["alignment"],

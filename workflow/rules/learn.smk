@@ -3,7 +3,7 @@ rule synthesize_library:
         library="results/library/library.h5",
     params:
         spec=config["library"],
-    priority: 50
+    priority: PRIORITY_TRAINING
     log:
         "results/logs/synthesize_library/library.log",
     benchmark:
@@ -28,7 +28,7 @@ rule train_model:
         history="results/models/{model}_history.csv",
     params:
         train=lambda wildcards: {"architecture": wildcards.model, **config["models"][wildcards.model]["train"]},
-    priority: 50  # the longest jobs: start them as soon as their inputs exist
+    priority: PRIORITY_TRAINING  # the longest jobs: start them as soon as their inputs exist
     log:
         "results/logs/train_model/{model}.log",
     benchmark:

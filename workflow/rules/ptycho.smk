@@ -34,6 +34,7 @@ rule ptycho_benchmark:
         settings={k: PTYCHO[k] for k in ("doses", "seeds", "scan_step_A", "min_size_A", "n_iterations",
                                          "batch_size", "learning_rate", "locators", "seed")},
         device=PTYCHO["device"],
+    priority: PRIORITY_LONG_JOB
     log:
         "results/logs/ptycho/{ptycho_material}.log",
     benchmark:

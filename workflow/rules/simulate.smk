@@ -5,6 +5,7 @@ rule simulate_series:
         spec=lambda wildcards: simulation_spec(wildcards.dataset),
     wildcard_constraints:
         dataset=_names_regex(SIMULATED),
+    priority: train_chain_priority
     log:
         "results/logs/simulate_series/{dataset}.log",
     benchmark:

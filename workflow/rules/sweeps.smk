@@ -40,6 +40,9 @@ rule sweep_locate:
         params=method_params,
         datasets=SWEEP_DATASETS,
         scoring=sweep_scoring(),
+    # a restoration before locating (BM3D: 5 CPU-minutes here) makes these the longest sweep jobs
+    # (the rules made from this one with a fixed method have no method wildcard)
+    priority: lambda wildcards: PRIORITY_LONG_JOB if "@" in getattr(wildcards, "method", "") else 0
     log:
         "results/logs/sweeps/{method}.log",
     benchmark:
@@ -175,6 +178,7 @@ rule restoration_quality:
         figure={"dose_e_per_A2": RESTORATION["figure_dose_e_per_A2"], "method": RESTORATION["figure_method"]},
         n_boot=config["sweep_report"]["n_boot"],
         seed=config["sweep_report"]["seed"],
+    priority: PRIORITY_LONG_JOB
     log:
         "results/logs/sweeps/restoration_quality.log",
     benchmark:
