@@ -42,7 +42,7 @@ rule sweep_locate:
         scoring=sweep_scoring(),
     # a restoration before locating (BM3D: 5 CPU-minutes here) makes these the longest sweep jobs
     # (the rules made from this one with a fixed method have no method wildcard)
-    priority: lambda wildcards: PRIORITY_LONG_JOB if "@" in getattr(wildcards, "method", "") else 0
+    priority: lambda wildcards: PRIORITY_LONG_JOB if getattr(wildcards, "method", None) in RESTORE_LOCATE else 0
     log:
         "results/logs/sweeps/{method}.log",
     benchmark:
