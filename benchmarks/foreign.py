@@ -2,6 +2,7 @@
 
     python benchmarks/foreign.py                       # 5 structures x 3 doses, PRISM; ~10-30 min on 2 cores
     python benchmarks/foreign.py --methods atomid gaussfit --structures GaAs_110 --simulator multislice
+    python benchmarks/foreign.py --methods atomid atomid:tta --simulator linear   # with D4 test-time averaging
 
 Each structure (zincblende GaAs and CdTe [110] dumbbells 1.41 / 1.62 Å apart, BaTiO3 [110],
 rocksalt NiO [001], the 2H MoS2 bilayer) is imaged once by abTEM (``simulator: prism``
@@ -19,7 +20,8 @@ detector's dark level with read noise).  Every method runs as ``atomloc locate
 IMAGE --method M`` would (its defaults, shipped weights for the learned ones);
 scored (F1 at 0.3 x spacing) against the visible columns (weight >= 10 % of the
 heaviest: oxygen-only columns of the oxides are not), all columns of a frame.
-Prints one table (F1 per structure x dose per method) and the detections on the
+A method written ``M:tta`` runs with ``tta=true`` (D4 test-time averaging of a
+learned locator).  Prints one table (F1 per structure x dose per method) and the detections on the
 empty images; ``--out`` writes it as CSV with precision, recall and RMSE.
 """
 
@@ -95,6 +97,16 @@ def foreign_noise(clean: np.ndarray, truth_xy: np.ndarray, dose: float, rng: np.
     return image, moved
 
 
+def method_call(label: str) -> tuple[str, dict]:
+    """``"atomid:tta"`` -> ``("atomid", {"tta": True})``; a plain method -> ``(method, {})``."""
+    method, sep, option = label.partition(":")
+    if not sep:
+        return method, {}
+    if option != "tta":
+        raise AtomlocInputError(f"method {label!r}: the only option is ':tta'")
+    return method, {"tta": True}
+
+
 def run(structures, methods, simulator: str, shape_px: int, seed: int, cache: Path | None = None
         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
@@ -110,7 +122,8 @@ def run(structures, methods, simulator: str, shape_px: int, seed: int, cache: Pa
             for method in methods:
                 t1 = time.perf_counter()
                 try:
-                    found = locate(image, method)
+                    base, options = method_call(method)
+                    found = locate(image, base, **options)
                 except AtomlocInputError as exc:  # e.g. no lattice found at this dose: nothing detected
                     print(f"{structure} {dose:g}: {method}: {exc}", file=sys.stderr)
                     found = pd.DataFrame({"x": [], "y": []})
@@ -125,7 +138,8 @@ def run(structures, methods, simulator: str, shape_px: int, seed: int, cache: Pa
     for name, image in noise.items():
         for method in methods:
             try:
-                n = len(locate(image, method))
+                base, options = method_call(method)
+                n = len(locate(image, base, **options))
             except AtomlocInputError:  # "no lattice found": the right answer on an empty image
                 n = 0
             empty.append({"image": name, "method": method, "n": n})

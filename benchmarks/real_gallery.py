@@ -3,6 +3,7 @@
     python benchmarks/real_gallery.py                                  # ../shared/real/atomidnet_demo, classical
     python benchmarks/real_gallery.py --images DIR --methods gaussfit log --out results/real_gallery
     python benchmarks/real_gallery.py --methods gaussfit gaussfit@denoise_bg gaussfit@bm3d --out results/real_gallery_restored
+    python benchmarks/real_gallery.py --methods atomid atomid:tta     # ':tta': D4 test-time averaging
 
 For each image the column spacing is estimated once (``estimate_spacing``) and
 each method runs as ``atomloc locate IMAGE --method M`` would.  The table gives
@@ -32,6 +33,7 @@ from atomloc.locate import locate, restore  # noqa: E402
 from atomloc.locate.registry import get_method, split_method  # noqa: E402
 from atomloc.locate.spacing import estimate_spacing  # noqa: E402
 from atomloc.plotting import plot_detection_panels  # noqa: E402
+from benchmarks.foreign import method_call  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSICAL = ["threshold_centroid", "log", "dog", "doh", "findfoci", "gaussfit", "rl_gaussfit"]
@@ -53,8 +55,9 @@ def gallery(images: list[Path], methods: list[str], out: Path | None, crop_px: i
             t0 = time.perf_counter()
             try:
                 # the spacing estimated once for the methods that take it; the learned ones find their own
-                given = {"spacing_px": spacing} if get_method(method).needs_spacing else {}
-                found = locate(image, method, name=str(path), **given)
+                base, options = method_call(method)
+                given = {"spacing_px": spacing} if get_method(base).needs_spacing else {}
+                found = locate(image, base, name=str(path), **given, **options)
             except AtomlocInputError as exc:
                 print(f"{path.name}: {method}: {exc}", file=sys.stderr)
                 continue
@@ -63,7 +66,7 @@ def gallery(images: list[Path], methods: list[str], out: Path | None, crop_px: i
                          "within_30pct": round(spacing_sanity(xy, spacing), 3),
                          "seconds": round(time.perf_counter() - t0, 2)})
             inside = (xy[:, 0] < crop_px - 0.5) & (xy[:, 1] < crop_px - 0.5)
-            chain = split_method(method)[1]
+            chain = split_method(base)[1]
             shown = image if chain is None else restore(image, chain, spacing, name=str(path))
             panels.append({"image": shown[:crop_px, :crop_px], "pred_xy": xy[inside],
                            "title": f"{method}: {len(found)} columns, {rows[-1]['within_30pct']:.2f} within 30 %"})

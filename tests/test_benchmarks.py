@@ -86,15 +86,16 @@ def test_real_gallery_prints_counts_and_sanity_and_writes_overlays(tmp_path):
     image = tmp_path / "mos2.npy"
     np.save(image, mos2_frame(spacing_px=9.0, shape=(160, 160), seed=2).frames[0])
     res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "real_gallery.py"), "--images", str(image),
-                          "--methods", "gaussfit", "log", "--out", str(tmp_path / "g"), "--crop", "96"],
+                          "--methods", "gaussfit", "log", "atomid:tta", "--out", str(tmp_path / "g"), "--crop", "96"],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     lines = [[cell.strip() for cell in line.split("|")[1:-1]] for line in res.stdout.splitlines()
              if line.startswith("| ")]
     rows = {cells[2]: dict(zip(lines[0], cells)) for cells in lines[1:]}
-    assert set(rows) == {"gaussfit", "log"}
+    assert set(rows) == {"gaussfit", "log", "atomid:tta"}
     # A clean MoS2 frame: nearly every detection has its neighbour one spacing away.
     assert float(rows["gaussfit"]["within_30pct"]) >= 0.95
+    assert float(rows["atomid:tta"]["within_30pct"]) >= 0.95
     assert (tmp_path / "g" / "mos2.png").stat().st_size > 0
 
 

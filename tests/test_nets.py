@@ -152,6 +152,32 @@ def test_tiled_inference_equals_untiled():
     assert np.allclose(s_full, s_tiled, rtol=1e-5)
 
 
+def test_test_time_augmentation_makes_the_map_d4_equivariant():
+    # the D4-averaged map of a rotated / mirrored image is the rotated / mirrored map,
+    # exactly; the plain network's is not (its filters have no symmetry)
+    model = _random_model()
+    img = np.random.default_rng(4).random((64, 64)).astype(np.float32)
+    moves = (lambda a: np.rot90(a, 1, axes=(-2, -1)), lambda a: np.rot90(a, 2, axes=(-2, -1)),
+             lambda a: a[..., ::-1], lambda a: np.swapaxes(a, -2, -1))
+    for tta in (False, True):
+        base, s_base = predict(model, img, tta=tta)
+        worst = 0.0
+        for move in moves:
+            moved, s_moved = predict(model, np.ascontiguousarray(move(img)), tta=tta)
+            worst = max(worst, np.abs(moved - move(base)).max())
+            if tta:
+                assert np.allclose(s_moved, s_base, rtol=1e-5)
+        if tta:
+            assert worst <= 1e-5
+        else:
+            assert worst > 1e-3
+    # averaging commutes with tiling: tiles of a padded, non-square image give the untiled map
+    img = np.random.default_rng(5).random((131, 170)).astype(np.float32)
+    full, _ = predict(model, img, tta=True)
+    tiled, _ = predict(model, img, max_tile_px=80, margin_px=24, tta=True)
+    assert np.abs(full - tiled).max() <= 1e-5
+
+
 def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):
     model = _random_model("atomsegnet", base=4, depth=2)
     path = tmp_path / "m.pt"

@@ -148,11 +148,11 @@ def test_shipped_weights_are_small_and_described(architecture):
 
 
 @pytest.mark.parametrize("architecture", SHIPPED)
-@pytest.mark.parametrize("spacing_px", [7.0, 24.0])
-def test_shipped_weights_find_the_columns(architecture, spacing_px):
-    # loads with weights_only=True (load_checkpoint); no --model needed
+@pytest.mark.parametrize("spacing_px, tta", [(7.0, False), (24.0, False), (7.0, True)])
+def test_shipped_weights_find_the_columns(architecture, spacing_px, tta):
+    # loads with weights_only=True (load_checkpoint); no --model needed; tta: D4 test-time averaging
     series = mos2_frame(spacing_px=spacing_px, shape=(256, 256), electrons_per_px=500.0, seed=5)
-    found = locate(series.frames[0], architecture)
+    found = locate(series.frames[0], architecture, tta=tta)
     score = score_detections(found[["x", "y"]].to_numpy(), series.truth.positions(0), series.frames[0].shape,
                              spacing_px=spacing_px)
     assert score.recall >= 0.95 and score.precision >= 0.95, score

@@ -360,9 +360,36 @@ def _tiles(n: int, tile: int, margin: int, mult: int) -> list[tuple[int, int, in
     return [(s, bounds[k], bounds[k + 1]) for k, s in enumerate(starts)]
 
 
+# the dihedral group D4 of the square: (quarter turns, mirror x first)
+D4 = tuple((k, flip) for flip in (False, True) for k in range(4))
+
+
+def _d4_forward(model: UNet, x: torch.Tensor, tta: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.forward_features(x)``, or with ``tta`` its mean over the eight D4
+    transforms of ``x``, each output mapped back by the inverse transform.
+
+    With the sides of ``x`` multiples of ``2**depth`` (as :func:`predict` pads
+    them) every pooling window maps onto a pooling window, so the averaged map
+    is exactly D4-equivariant: the map of a rotated or mirrored image is the
+    rotated or mirrored map.
+    """
+    if not tta:
+        return model.forward_features(x)
+    conf_sum, bottom_sum = 0.0, 0.0
+    for k, flip in D4:
+        u = torch.flip(x, dims=(-1,)) if flip else x
+        u = torch.rot90(u, k, dims=(-2, -1)).contiguous(memory_format=torch.channels_last)
+        conf, bottom = model.forward_features(u)
+        conf, bottom = torch.rot90(conf, -k, dims=(-2, -1)), torch.rot90(bottom, -k, dims=(-2, -1))
+        if flip:
+            conf, bottom = torch.flip(conf, dims=(-1,)), torch.flip(bottom, dims=(-1,))
+        conf_sum, bottom_sum = conf_sum + conf, bottom_sum + bottom
+    return conf_sum / len(D4), bottom_sum / len(D4)
+
+
 @torch.no_grad()
 def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px: int = 96, batch_size: int = 4,
-            device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+            device: str | torch.device | None = None, tta: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Run a model on images of any size.
 
     Each image is normalised (:func:`normalise_input`) and reflect-padded to a
@@ -377,6 +404,11 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
     Parameters
     ----------
     images : ndarray, shape (H, W) or (n, H, W)
+    tta : bool
+        Test-time augmentation: average the outputs over the eight rotations
+        and mirror images of each tile (D4), each mapped back to the input grid
+        (:func:`_d4_forward`); 8x the network time.  The spacing branch then
+        reads the mean of the mapped-back bottleneck features.
 
     Returns
     -------
@@ -409,7 +441,7 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
         feat_sum = 0.0
         for ty, oy0, oy1 in rows:
             for tx, ox0, ox1 in cols:
-                conf, bottom = model.forward_features(batch[..., ty:ty + min(tile, hp), tx:tx + min(tile, wp)])
+                conf, bottom = _d4_forward(model, batch[..., ty:ty + min(tile, hp), tx:tx + min(tile, wp)], tta)
                 maps[i0:i0 + len(batch), oy0:oy1, ox0:ox1] = conf[:, 0, oy0 - ty:oy1 - ty, ox0 - tx:ox1 - tx].cpu().numpy()
                 if model.spacing is not None:
                     by0, by1 = oy0 // mult, min(oy1 // mult, bh)
