@@ -4,10 +4,63 @@ linear model (``simulator: prism`` or ``multislice``).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 from scipy import ndimage
 
 from atomloc.simulate.structures import build_atoms
+
+
+def fast_gpts(extent_A, max_sampling_A: float) -> tuple[int, ...]:
+    """Grid points of a wave over ``extent_A`` (Å per axis) sampled at most ``max_sampling_A``.
+
+    abTEM takes ``ceil(extent / sampling)`` points, which for a crystal's cell is
+    often a product with a large prime (219 = 3 x 73 for three 2H-MoS2 cells);
+    this takes the next size whose FFT is fast (:func:`scipy.fft.next_fast_len`),
+    a slightly finer sampling.
+    """
+    from scipy.fft import next_fast_len
+
+    return tuple(int(next_fast_len(int(np.ceil(float(e) / max_sampling_A - 1e-9)))) for e in extent_A)
+
+
+@contextmanager
+def abtem_settings(n_workers: int | None = None):
+    """abTEM's settings for atomloc's multislice and PRISM runs, inside a ``with``.
+
+    * Dask's threaded scheduler (``n_workers`` threads; default: dask's, every core).
+    * abTEM's ``numpy`` FFT path, not its default FFTW one (whose planning,
+      ``FFTW_MEASURE``, times candidate plans: slow on one-off grids and not
+      repeatable bit for bit), with its transforms of NumPy arrays done by
+      :mod:`scipy.fft` (pocketfft like :mod:`numpy.fft`, the same numbers to
+      ~1e-6, but about 20x faster on abTEM's stacks of 2-D transforms: the
+      MoS2 4D-STEM scan of the tiny test config took 104 s with
+      :mod:`numpy.fft`, 26 s with this and :func:`fast_gpts`).  abTEM 1.0 has
+      no setting for this, so its FFT dispatcher is swapped for the duration
+      of the ``with`` (and left alone where an abTEM version lacks it).
+    """
+    import abtem
+    import abtem.core.fft as abtem_fft
+    import dask
+    import scipy.fft
+
+    dispatch = getattr(abtem_fft, "_fft_dispatch", None)
+
+    def scipy_dispatch(x, func_name, overwrite_x=False, **kwargs):
+        if isinstance(x, np.ndarray) and hasattr(scipy.fft, func_name):
+            return getattr(scipy.fft, func_name)(x, overwrite_x=overwrite_x, **kwargs)
+        return dispatch(x, func_name, overwrite_x, **kwargs)
+
+    workers = {} if n_workers is None else {"num_workers": int(n_workers)}
+    with abtem.config.set({"fft": "numpy", "dask.scheduler": "threads"}), dask.config.set(**workers):
+        if dispatch is not None:
+            abtem_fft._fft_dispatch = scipy_dispatch
+        try:
+            yield
+        finally:
+            if dispatch is not None:
+                abtem_fft._fft_dispatch = dispatch
 
 
 def _orthogonal_cell(material: str):
@@ -66,9 +119,9 @@ def abtem_cell_images(material: str, simulator: str, energy_keV: float, semiangl
     nyquist = wavelength / (4 * semiangle_mrad * 1e-3)
     gpts = np.ceil(cell / (0.9 * nyquist)).astype(int)
     images = []
-    with abtem.config.set({"fft": "numpy", "dask.scheduler": "threads"}):
-        potential = abtem.Potential(supercell, sampling=wave_sampling_A, slice_thickness=slice_thickness_A,
-                                    projection="infinite")
+    with abtem_settings():
+        potential = abtem.Potential(supercell, gpts=fast_gpts(np.diag(supercell.cell)[:2], wave_sampling_A),
+                                    slice_thickness=slice_thickness_A, projection="infinite")
         detector = abtem.AnnularDetector(inner=detector_mrad[0], outer=detector_mrad[1])
         scan = abtem.GridScan(start=(0.0, 0.0), end=tuple(cell), gpts=tuple(int(g) for g in gpts))
         # abTEM 1.0.11's SMatrixArray.scan fails (reduce() gets 'rechunk'), so the S-matrix is not

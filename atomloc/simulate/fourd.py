@@ -15,6 +15,7 @@ import numpy as np
 from atomloc.core.errors import AtomlocInputError
 from atomloc.core.optics import electron_wavelength_A
 from atomloc.io.fourd import FourDSTEM
+from atomloc.simulate.abtem_path import abtem_settings, fast_gpts
 from atomloc.simulate.structures import build_atoms, project_columns
 
 LIGHT_ELEMENTS = frozenset({"H", "Li", "Be", "B", "C", "N", "O", "F", "S"})
@@ -76,7 +77,7 @@ def projected_phase(material: str = "MoS2", *, min_size_A: float = 10.0, repeats
     from abtem.core.energy import energy2sigma
 
     atoms = supercell_atoms(material, min_size_A=min_size_A, repeats=repeats)
-    with abtem.config.set({"fft": "numpy", "dask.scheduler": "threads"}):
+    with abtem_settings():
         potential = abtem.Potential(atoms, sampling=sampling_A, slice_thickness=slice_thickness_A,
                                     projection="infinite")
         projected = potential.project()
@@ -245,14 +246,17 @@ def simulate_4dstem(material: str = "MoS2", *, min_size_A: float = 10.0, repeats
         Electrons per Å²; each position gets ``dose * sx * sy`` electrons (Poisson).
         None: ``data`` is the expected intensity (no noise).
     wave_sampling_A : float, optional
-        Sampling of the wave function, Å; default: fine enough that abTEM's valid
-        (anti-aliased) square holds ``max_angle_mrad``, at most 0.05 Å.
+        Largest sampling of the wave function, Å (the grid is the next FFT-friendly
+        size, :func:`atomloc.simulate.abtem_path.fast_gpts`); default: fine enough
+        that abTEM's valid (anti-aliased) square holds ``max_angle_mrad``, at most
+        0.05 Å.
     slice_thickness_A : float
         Multislice slice thickness, Å.
     seed : int
         Seed of the Poisson noise.
     n_workers : int, optional
-        Threads of the multislice (dask's threaded scheduler; default: dask's, every core).
+        Threads of the multislice (dask's threaded scheduler; default: dask's, every core;
+        :func:`atomloc.simulate.abtem_path.abtem_settings`).
 
     Returns
     -------
@@ -284,12 +288,9 @@ def simulate_4dstem(material: str = "MoS2", *, min_size_A: float = 10.0, repeats
         wave_sampling_A = min(0.05, 0.97 * wavelength / (3 * np.sqrt(2) * max_angle_mrad * 1e-3))
     atoms = supercell_atoms(material, min_size_A=min_size_A, repeats=repeats)
     extent = tuple(float(v) for v in np.diag(atoms.cell)[:2])  # (x, y)
-    import dask
-
-    workers = {} if n_workers is None else {"num_workers": int(n_workers)}
-    with abtem.config.set({"fft": "numpy", "dask.scheduler": "threads"}), dask.config.set(**workers):
-        potential = abtem.Potential(atoms, sampling=wave_sampling_A, slice_thickness=slice_thickness_A,
-                                    projection="infinite")
+    gpts = fast_gpts(extent, wave_sampling_A)
+    with abtem_settings(n_workers):
+        potential = abtem.Potential(atoms, gpts=gpts, slice_thickness=slice_thickness_A, projection="infinite")
         probe = abtem.Probe(energy=energy_keV * 1e3, semiangle_cutoff=semiangle_mrad, defocus=defocus_A)
         scan = abtem.GridScan(start=(0.0, 0.0), end=extent, sampling=scan_step_A)
         detector = abtem.PixelatedDetector(max_angle="valid")
@@ -316,7 +317,7 @@ def simulate_4dstem(material: str = "MoS2", *, min_size_A: float = 10.0, repeats
     truth = truth_columns(atoms, scan_origin, scan_sampling, shape)
     attrs = {"material": material, "simulator": "abtem_multislice",
              "dose_e_per_A2": float("inf") if dose_e_per_A2 is None else float(dose_e_per_A2), "seed": int(seed),
-             "supercell_A": np.array(extent[::-1]), "wave_sampling_A": float(wave_sampling_A),
+             "supercell_A": np.array(extent[::-1]), "wave_sampling_A": max(e / g for e, g in zip(extent, gpts)),
              "slice_thickness_A": float(slice_thickness_A), "detector_bin": b,
              "detector_px": np.array(fraction.shape[2:])}
     return FourDSTEM(data=data, clean=clean, scan_sampling_A=scan_sampling, scan_origin_A=scan_origin,
