@@ -14,7 +14,6 @@ from skimage.feature import blob_dog, blob_doh, blob_log
 from skimage.filters import threshold_otsu
 from skimage.measure import label
 from skimage.morphology import disk
-from skimage.restoration import richardson_lucy
 from skimage.segmentation import watershed
 
 from atomloc.core.errors import AtomlocInputError
@@ -807,6 +806,9 @@ def deconvolve(image: np.ndarray, psf_sigma_px: float, num_iter: int) -> np.ndar
     psf = gaussian_psf(psf_sigma_px)
     pad = psf.shape[0] // 2
     img = np.pad(image - image.min() + 1e-6 * (np.ptp(image) or 1.0), pad, mode="reflect")
+    # imported here: skimage.restoration imports scipy.signal (0.6 s of every process that imports atomloc.locate)
+    from skimage.restoration import richardson_lucy
+
     out = richardson_lucy(img, psf, num_iter=int(num_iter), clip=False)
     return out[pad:-pad, pad:-pad]
 

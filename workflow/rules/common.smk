@@ -289,7 +289,7 @@ def restorer_weights(methods):
     """The shipped restorer weights (and sidecars) that ``method@restoration`` entries or restoration chains
     read: inputs of their jobs, so new weights rerun them."""
     from atomloc.locate.learned import shipped_model
-    from atomloc.locate.nets.models import sidecar_path
+    from atomloc.locate.nets import sidecar_path  # not .models: that imports torch, 3 s of every snakemake start
 
     names = {s for m in methods for s in (split_method(m)[1] or m).split("+") if s in RESTORATION_TARGETS}
     return [str(p) for n in sorted(names) for p in (shipped_model(n), sidecar_path(shipped_model(n)))]

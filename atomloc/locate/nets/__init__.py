@@ -8,6 +8,9 @@ network with a linear residual head instead of the sigmoid map.  This module
 does not import PyTorch, so a workflow can read the names cheaply.
 """
 
+import os
+from pathlib import Path
+
 ATOMID = "atomid"
 ATOMSEGNET = "atomsegnet"
 ARCHITECTURES = (ATOMSEGNET, ATOMID)
@@ -30,5 +33,11 @@ def target_shift(target: str, lo: float) -> float:
     ``lo`` for a target with background (``no_noise``), 0 for a background-free one."""
     return 0.0 if target in BACKGROUND_FREE_TARGETS else float(lo)
 
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar beside a checkpoint: ``model.pt`` -> ``model.json``."""
+    return Path(path).with_suffix(".json")
+
+
 __all__ = ["ARCHITECTURES", "ATOMID", "ATOMSEGNET", "BACKGROUND_FREE_TARGETS", "NETWORKS", "RESTORATION_TARGETS",
-           "RESTORER", "target_shift"]
+           "RESTORER", "sidecar_path", "target_shift"]

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from atomloc.core.errors import AtomlocInputError
 from atomloc.io.files import atomic_path
-from atomloc.locate.nets import ATOMID, NETWORKS, RESTORER
+from atomloc.locate.nets import ATOMID, NETWORKS, RESTORER, sidecar_path  # noqa: F401  (sidecar_path: re-exported)
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -162,11 +162,6 @@ def atomid_loss(conf: torch.Tensor, spacing: torch.Tensor, conf_target: torch.Te
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
-
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """The JSON sidecar beside a checkpoint: ``model.pt`` -> ``model.json``."""
-    return Path(path).with_suffix(".json")
-
 
 def save_checkpoint(path: str | os.PathLike, model: UNet, architecture: str, meta: dict) -> None:
     """Write the state dict to ``path`` and a JSON sidecar (architecture, training, metrics), atomically."""
