@@ -1,6 +1,6 @@
 """A foreign validation set: abTEM images of structures outside every training library, untrained noise.
 
-    python benchmarks/foreign.py                       # 5 structures x 3 doses, PRISM; ~10-30 min on 2 cores
+    python benchmarks/foreign.py                       # 5 structures x 3 doses, PRISM; ~5 min on 2 cores
     python benchmarks/foreign.py --methods atomid gaussfit --structures GaAs_110 --simulator multislice
     python benchmarks/foreign.py --methods atomid atomid:tta --simulator linear   # with D4 test-time averaging
 
