@@ -266,6 +266,28 @@ def test_shipped_res2_cif_matches_the_built_in_cell():
     assert np.allclose(cif.get_scaled_positions(), ref.get_scaled_positions(), atol=1e-9)
 
 
+def test_abtem_grids_are_fft_friendly_and_its_ffts_go_through_scipy_only_inside_the_settings():
+    from scipy.fft import next_fast_len
+
+    from atomloc.simulate.abtem_path import abtem_settings, fast_gpts
+
+    # three 2H-MoS2 cells at 0.05 A: abTEM would take 190 x 219 (219 = 3 x 73)
+    gpts = fast_gpts((9.48, 10.95), 0.05)
+    assert gpts == (192, 220)
+    assert all(next_fast_len(g) == g and g * 0.05 >= e for g, e in zip(gpts, (9.48, 10.95)))
+    assert fast_gpts((5.0,), 0.05) == (100,)  # an exact multiple keeps its size
+
+    abtem_fft = pytest.importorskip("abtem.core.fft")
+    original = abtem_fft._fft_dispatch
+    wave = np.random.default_rng(0).standard_normal((3, 30, 42)).astype(np.complex64)
+    with abtem_settings():
+        assert abtem_fft._fft_dispatch is not original
+        out = abtem_fft.fft2(wave)
+        back = abtem_fft.ifft2(out)
+    assert abtem_fft._fft_dispatch is original
+    assert np.allclose(out, np.fft.fft2(wave), atol=1e-4) and np.allclose(back, wave, atol=1e-5)
+
+
 def test_linear_model_agrees_with_multislice_on_a_small_cell():
     """The validation path: abTEM multislice HAADF (45-180 mrad) of a MoS2 cell vs the linear model."""
     from atomloc.simulate.abtem_path import abtem_cell_images, sample_cell_image

@@ -36,7 +36,7 @@ def abtem_settings(n_workers: int | None = None):
       :mod:`scipy.fft` (pocketfft like :mod:`numpy.fft`, the same numbers to
       ~1e-6, but about 20x faster on abTEM's stacks of 2-D transforms: the
       MoS2 4D-STEM scan of the tiny test config took 104 s with
-      :mod:`numpy.fft`, 26 s with this and :func:`fast_gpts`).  abTEM 1.0 has
+      :mod:`numpy.fft`, 34 s with this and :func:`fast_gpts`).  abTEM 1.0 has
       no setting for this, so its FFT dispatcher is swapped for the duration
       of the ``with`` (and left alone where an abTEM version lacks it).
     """
