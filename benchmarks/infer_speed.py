@@ -11,7 +11,10 @@ inference spacing, normalisation, U-Net forward pass with its spacing branch,
 max-pool proposals, NMS, sub-pixel refinement, the noise gate, column
 intensities).  The other
 heads on the same confidence map (LoG, DoG, DoH) and the network alone are
-timed too.  "x blob_log" is each time over the reference's, so the ratio
+timed too, and "network + NMS head": what the target names, at the scale the
+method runs the network (the image resampled to the model's inference
+spacing, measured once outside the timing; no noise gate, no column
+intensities).  "x blob_log" is each time over the reference's, so the ratio
 carries over between machines.  The model is loaded before timing.
 """
 
@@ -30,9 +33,10 @@ from methods_speed import best_time  # noqa: E402  (benchmarks/ is the script's 
 from skimage.feature import blob_log  # noqa: E402
 
 from atomloc.analysis.metrics import score_detections  # noqa: E402
-from atomloc.core.image import normalise
-from atomloc.locate.classical import blob_sigma_range
-from atomloc.locate.learned import load_model  # noqa: E402
+from atomloc.core.image import normalise, resample, unresample_xy  # noqa: E402
+from atomloc.locate.classical import blob_sigma_range  # noqa: E402
+from atomloc.locate.learned import load_model, network_scale  # noqa: E402
+from atomloc.locate.nets.heads import nms_head  # noqa: E402
 from atomloc.locate.nets.models import pick_device, predict  # noqa: E402
 from atomloc.locate.registry import locate  # noqa: E402
 from atomloc.locate.spacing import estimate_spacing  # noqa: E402
@@ -58,7 +62,7 @@ def main(argv=None) -> int:
                                         dose_e_per_A2=(args.dose, args.dose), seed=1))
     image = series.frames[0].astype(np.float64)
     truth = np.column_stack([series.truth.x[0], series.truth.y[0]])
-    net = load_model(args.model, "atomid")
+    net, meta = load_model(args.model, "atomid", with_meta=True)
     locate(image, "atomid", model=args.model)  # warm-up (first call allocates)
 
     spacing = estimate_spacing(image)
@@ -80,6 +84,18 @@ def main(argv=None) -> int:
     row("skimage blob_log (reference)", t_ref, pos)
     t, _ = best_time(lambda: predict(net, image), args.repeat)
     row("atomid network only (map + spacing)", t, None)
+    factor = network_scale(image, "auto", meta, "auto")
+    min_conf = meta.get("operating_point", {}).get("min_confidence", 0.3)
+
+    def net_and_head():
+        scaled, factors = (image, (1.0, 1.0)) if factor == 1.0 else resample(image, factor)
+        maps, spacing = predict(net, scaled)
+        found = nms_head(maps[0], float(spacing[0]), float(min_conf), 3, 0.3, True)
+        xy = unresample_xy(found[["x", "y"]].to_numpy(), factors)
+        return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]})
+
+    t, pos = best_time(net_and_head, args.repeat)
+    row(f"atomid network + NMS head (image x {factor:.2f}, no gate)", t, pos)
     for head in ("nms", "log", "dog", "doh"):
         t, pos = best_time(lambda: locate(image, "atomid", model=args.model, head=head), args.repeat)
         row(f"atomid, {head.upper()} head", t, pos)

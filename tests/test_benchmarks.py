@@ -57,6 +57,7 @@ def test_infer_speed_prints_ratios_to_blob_log(tmp_path):
     header, rows = _table(res.stdout)
     names = [r["method"] for r in rows]
     assert names[0] == "skimage blob_log (reference)" and "atomid, NMS head" in names
+    assert any(n.startswith("atomid network + NMS head") for n in names)
     assert float(rows[0]["x_blob_log"]) == 1.0
     assert all(float(r["x_blob_log"]) > 0 for r in rows)
 
