@@ -33,12 +33,12 @@ from methods_speed import best_time  # noqa: E402  (benchmarks/ is the script's 
 from skimage.feature import blob_log  # noqa: E402
 
 from atomloc.analysis.metrics import score_detections  # noqa: E402
-from atomloc.core.image import normalise, resample, unresample_xy  # noqa: E402
+from atomloc.core.image import normalise  # noqa: E402
 from atomloc.locate.classical import blob_sigma_range  # noqa: E402
-from atomloc.locate.learned import load_model, network_scale  # noqa: E402
+from atomloc.locate.learned import load_model, network_scale, run_at_scale  # noqa: E402
 from atomloc.locate.nets.heads import nms_head  # noqa: E402
 from atomloc.locate.nets.models import pick_device, predict  # noqa: E402
-from atomloc.locate.registry import locate  # noqa: E402
+from atomloc.locate.registry import get_method, locate  # noqa: E402
 from atomloc.locate.spacing import estimate_spacing  # noqa: E402
 from atomloc.simulate.series import SeriesSpec, simulate_series  # noqa: E402
 
@@ -87,14 +87,14 @@ def main(argv=None) -> int:
     factor = network_scale(image, "auto", meta, "auto")
     min_conf = meta.get("operating_point", {}).get("min_confidence", 0.3)
 
-    def net_and_head():
-        scaled, factors = (image, (1.0, 1.0)) if factor == 1.0 else resample(image, factor)
-        maps, spacing = predict(net, scaled)
-        found = nms_head(maps[0], float(spacing[0]), float(min_conf), 3, 0.3, True)
-        xy = unresample_xy(found[["x", "y"]].to_numpy(), factors)
-        return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]})
+    head = get_method("atomid").defaults  # the method's own NMS settings
 
-    t, pos = best_time(net_and_head, args.repeat)
+    def detect(scaled, _factor):
+        maps, spacing = predict(net, scaled)
+        return nms_head(maps[0], float(spacing[0]), float(min_conf), head["window_px"], head["iou_threshold"],
+                        head["subpixel"])
+
+    t, pos = best_time(lambda: run_at_scale(image, factor, detect), args.repeat)
     row(f"atomid network + NMS head (image x {factor:.2f}, no gate)", t, pos)
     for head in ("nms", "log", "dog", "doh"):
         t, pos = best_time(lambda: locate(image, "atomid", model=args.model, head=head), args.repeat)

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from atomloc.core.errors import AtomlocInputError
 from atomloc.io.files import atomic_path
-from atomloc.locate.nets import ATOMID, NETWORKS, RESTORER, sidecar_path  # noqa: F401  (sidecar_path: re-exported)
+from atomloc.locate.nets import ATOMID, NETWORKS, RESTORER, sidecar_path
 
 
 def pick_device(device: str | None = None) -> torch.device:
