@@ -86,6 +86,29 @@ def test_restoration_quality_scores_each_restoration_against_its_own_truth():
     np.testing.assert_allclose(background_free_truth(np.full((2, 2), 10.0), 1000.0, 20.0, 0.005), 9.8)
 
 
+def test_restoration_quality_runs_a_shared_chain_prefix_once():
+    clean, columns, _ = _lattice()
+    frames = np.random.default_rng(5).poisson(np.stack([clean, clean])).astype(np.float64)
+    calls = []
+
+    def counted(image, name, spacing):
+        calls.append(name)
+        return restore(image, name, spacing)
+
+    rows = restoration_quality(frames, np.stack([clean, clean]), np.stack([columns, columns]), SPACING,
+                               ["tv+bg", "tv", "tv+bg+tv"], counted)
+    # per frame: tv once, bg once, the last tv once (not tv three times and bg twice)
+    assert calls == ["tv", "bg", "tv"] * 2
+    # the numbers of each chain restored in one go
+    for name in ("tv+bg", "tv", "tv+bg+tv"):
+        got = rows[(rows.restoration == name) & (rows.frame == 1)].iloc[0]
+        direct = image_quality(restore(frames[1], name, SPACING), (clean if name == "tv" else columns))
+        assert got["psnr_db"] == pytest.approx(direct["psnr_db"], abs=1e-9), name
+    # a chain's time includes its shared prefix
+    by = rows[rows.frame == 0].set_index("restoration")["time_s"]
+    assert by["tv+bg+tv"] >= by["tv+bg"] >= by["tv"] > 0
+
+
 def test_restoration_effect_is_paired_by_frame():
     import pandas as pd
 
