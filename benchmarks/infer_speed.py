@@ -35,7 +35,7 @@ from skimage.feature import blob_log  # noqa: E402
 from atomloc.analysis.metrics import score_detections  # noqa: E402
 from atomloc.core.image import normalise  # noqa: E402
 from atomloc.locate.classical import blob_sigma_range  # noqa: E402
-from atomloc.locate.learned import load_model, network_scale, run_at_scale  # noqa: E402
+from atomloc.locate.learned import load_model, network_scale, operating_confidence, run_at_scale  # noqa: E402
 from atomloc.locate.nets.heads import nms_head  # noqa: E402
 from atomloc.locate.nets.models import pick_device, predict  # noqa: E402
 from atomloc.locate.registry import get_method, locate  # noqa: E402
@@ -85,14 +85,12 @@ def main(argv=None) -> int:
     t, _ = best_time(lambda: predict(net, image), args.repeat)
     row("atomid network only (map + spacing)", t, None)
     factor = network_scale(image, "auto", meta, "auto")
-    min_conf = meta.get("operating_point", {}).get("min_confidence", 0.3)
-
-    head = get_method("atomid").defaults  # the method's own NMS settings
+    min_conf = operating_confidence(meta)
+    nms = get_method("atomid").defaults  # the method's own NMS settings
 
     def detect(scaled, _factor):
         maps, spacing = predict(net, scaled)
-        return nms_head(maps[0], float(spacing[0]), float(min_conf), head["window_px"], head["iou_threshold"],
-                        head["subpixel"])
+        return nms_head(maps[0], float(spacing[0]), min_conf, nms["window_px"], nms["iou_threshold"], nms["subpixel"])
 
     t, pos = best_time(lambda: run_at_scale(image, factor, detect), args.repeat)
     row(f"atomid network + NMS head (image x {factor:.2f}, no gate)", t, pos)

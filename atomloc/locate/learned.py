@@ -87,6 +87,15 @@ def load_model(model, architecture: str, device: str = AUTO, with_meta: bool = F
     return (net, meta) if with_meta else net
 
 
+DEFAULT_MIN_CONFIDENCE = 0.3
+"""AtomID-net's NMS confidence floor for a model whose sidecar records no operating point."""
+
+
+def operating_confidence(meta: dict) -> float:
+    """The NMS confidence floor of a model: its sidecar's operating point, else :data:`DEFAULT_MIN_CONFIDENCE`."""
+    return float(meta.get("operating_point", {}).get("min_confidence", DEFAULT_MIN_CONFIDENCE))
+
+
 def trained_band(meta: dict) -> tuple[float, float] | None:
     """The spacing band (pixels) a model's library spans, from its sidecar; None if not recorded."""
     band = meta.get("library", {}).get("spacing_px_range")
@@ -348,7 +357,7 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
     min_confidence : float or "auto"
         Lower bound on a proposal's confidence ("filter lower bound");
         ``"auto"`` = the operating point recorded with the model (chosen on its
-        validation library), else 0.3.
+        validation library), else :data:`DEFAULT_MIN_CONFIDENCE` (0.3).
     window_px : int
         Max-pooling window of the proposals (odd).
     iou_threshold : float
@@ -392,7 +401,7 @@ def atomid_locate(image: np.ndarray, spacing_px=AUTO, *, model: Model = AUTO,
 
     net, meta = load_model(model, ATOMID, device, with_meta=True)
     if min_confidence == AUTO:
-        min_confidence = meta.get("operating_point", {}).get("min_confidence", 0.3)
+        min_confidence = operating_confidence(meta)
 
     def detect(scaled, factor):
         maps, spacing = predict(net, scaled, max_tile_px=int(max_tile_px), tta=bool(tta))
