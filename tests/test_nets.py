@@ -21,6 +21,7 @@ from atomloc.locate.nets.models import (
     atomid_loss,
     build_model,
     chi_square_loss,
+    fold_batch_norm,
     load_checkpoint,
     predict,
     save_checkpoint,
@@ -176,6 +177,23 @@ def test_test_time_augmentation_makes_the_map_d4_equivariant():
     full, _ = predict(model, img, tta=True)
     tiled, _ = predict(model, img, max_tile_px=80, margin_px=24, tta=True)
     assert np.abs(full - tiled).max() <= 1e-5
+
+
+@pytest.mark.parametrize("arch", ["atomid", "atomsegnet", "restorer"])
+def test_folded_batch_norm_gives_the_same_outputs(arch):
+    model = _random_model(arch)
+    for mod in model.modules():  # non-trivial affine parameters too
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.3, 0.3)
+    folded = fold_batch_norm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 14  # the original is untouched
+    img = np.random.default_rng(6).random((2, 72, 90)).astype(np.float32)
+    (ref, s_ref), (out, s_out) = predict(model, img), predict(folded, img)
+    assert np.abs(out - ref).max() <= 1e-5 and np.abs(ref).max() > 0.1
+    if arch == "atomid":
+        assert np.allclose(s_out, s_ref, rtol=1e-5)
 
 
 def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):

@@ -72,15 +72,18 @@ def resolve_model_path(model, architecture: str) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _cached_model(path: str, mtime_ns: int, architecture: str, device: str):
-    from atomloc.locate.nets.models import load_checkpoint
+    from atomloc.locate.nets.models import fold_batch_norm, load_checkpoint
 
-    return load_checkpoint(path, architecture, None if device == AUTO else device)
+    net, meta = load_checkpoint(path, architecture, None if device == AUTO else device)
+    return fold_batch_norm(net), meta  # inference only: BatchNorm folded into the convolutions
 
 
 def load_model(model, architecture: str, device: str = AUTO, with_meta: bool = False):
     """Load (and cache) the checkpoint ``model`` of ``architecture`` (``AUTO`` = the shipped weights).
 
-    Returns the network, or ``(network, sidecar dict)`` with ``with_meta``.
+    Returns the network (for inference: eval mode, BatchNorm folded by
+    :func:`atomloc.locate.nets.models.fold_batch_norm`), or ``(network, sidecar
+    dict)`` with ``with_meta``.
     """
     path = resolve_model_path(model, architecture)
     net, meta = _cached_model(str(path.resolve()), os.stat(path).st_mtime_ns, architecture, str(device))

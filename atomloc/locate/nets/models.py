@@ -127,6 +127,41 @@ class UNet(nn.Module):
         return conf, self.spacing_from_pooled(bottom.mean(dim=(2, 3)))
 
 
+def fold_batch_norm(model: UNet) -> UNet:
+    """The model for inference with each BatchNorm folded into the convolution before it.
+
+    In eval mode a BatchNorm is an affine map per channel, so ``conv -> BN`` is one
+    convolution with rescaled weights and a bias (torch's ``fuse_conv_bn_eval``);
+    the folded network computes the same map (to float32 rounding, ~1e-6) without
+    the BatchNorm passes over every feature map: 18 % of AtomID-net's CPU time on
+    a 840 x 840 input here.  The result has no BatchNorm to train: use it for
+    inference only, and save the unfolded model (:func:`save_checkpoint`).
+
+    Parameters
+    ----------
+    model : UNet
+        Left unchanged (a folded copy is returned).
+
+    Returns
+    -------
+    UNet
+        In eval mode, its BatchNorm layers replaced by ``nn.Identity``.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for seq in folded.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
+                seq[i + 1] = nn.Identity()
+    return folded
+
+
 def build_model(architecture: str, base_channels: int = 8, depth: int = 3) -> UNet:
     """A fresh model of ``architecture`` (one of :data:`atomloc.locate.nets.NETWORKS`)."""
     if architecture not in NETWORKS:
