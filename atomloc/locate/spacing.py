@@ -270,8 +270,9 @@ def estimate_spacing(image: np.ndarray, max_lag_frac: float = 1 / 3, min_peak_re
         # uncovers a shorter one if there is one.
         high_pass = image - ndimage.gaussian_filter(image, REFINE_SIGMA_FRAC * spacing)
         vectors, _ = acf_peak_vectors(high_pass, max_lag_frac, min_peak_rel)
-        if len(vectors) and _shortest_length(vectors) < REFINE_ACCEPT * spacing:
-            spacing = _shortest_length(vectors)
+        refined = _shortest_length(vectors) if len(vectors) else np.inf
+        if refined < REFINE_ACCEPT * spacing:
+            spacing = refined
     return spacing
 
 
