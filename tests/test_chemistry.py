@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.spatial import cKDTree
 
 from atomloc.analysis.chemistry import (
     FusionModel,
@@ -21,9 +22,10 @@ from atomloc.analysis.chemistry import (
     field_chemistry,
     fuse_maps,
     haadf_sigma_px,
+    lattice_edx_columns,
     material_sites,
     nrmse,
-    shrink_to_groups,
+    pooled_amplitudes,
     total_variation,
     tv_prox,
 )
@@ -264,16 +266,35 @@ def test_column_amplitudes_recover_planted_counts():
     assert a[4] == pytest.approx(0.5 * 64 * 64, rel=0.02)  # the flat background's counts
 
 
-def test_shrink_to_groups_pools_poisson_spread_and_keeps_real_spread():
-    for seed in range(4):  # one true mean: only Poisson spread, which the pooling removes (or nearly)
-        same = np.random.default_rng(seed).poisson(5.0, 400).astype(float)
-        pooled = shrink_to_groups(same, np.zeros(400))
-        assert pooled.std() <= 0.25 * same.std() and pooled.mean() == pytest.approx(same.mean())
-    rng = np.random.default_rng(0)
-    two = np.r_[rng.poisson(5.0, 200), rng.poisson(50.0, 200)].astype(float)  # a group hiding two means
-    shrunk = shrink_to_groups(two, np.zeros(400))
-    assert shrunk[:200].mean() < 10 and shrunk[200:].mean() > 45  # the real spread survives
-    assert np.array_equal(shrink_to_groups(two[:2], [0, 0]), two[:2])  # too few to pool
+def test_pooled_amplitudes_remove_the_background_bias_and_keep_real_spread():
+    # 128 columns on a 16 px grid, alternately 1 count of the element ("A") and none ("B"), in a background of
+    # 0.01 counts per pixel (2/3 of all counts, as at 0.005 counts per pixel on MoS2)
+    yy, xx = np.mgrid[8:128:16, 8:128:16]
+    xy = np.column_stack([xx.ravel(), yy.ravel()]).astype(float)
+    xy = np.vstack([xy, xy + 8.0])
+    groups = np.repeat(["A", "B"], 64)
+    basis = column_basis((136, 136), xy[:, 0], xy[:, 1], 1.8)
+    pooled_a, pooled_b, ml_b = [], [], []
+    for seed in range(6):
+        mean = _planted((136, 136), xy, np.r_[np.ones(64), np.zeros(64)], 1.8, background=0.01)
+        counts = np.random.default_rng(seed).poisson(mean).astype(float)
+        a = pooled_amplitudes(counts, basis, groups)
+        pooled_a.append(a[:64].mean())
+        pooled_b.append(a[64:].mean())
+        ml_b.append(column_amplitudes(counts, basis)[64:128].mean())
+        assert a[:64].std() <= 0.2  # one true value: the Poisson spread pooled away (per-column ML: about 0.9)
+    assert np.mean(pooled_a) == pytest.approx(1.0, abs=0.15)
+    # per-column ML lends B the background's counts (0.37 on average here, pooled 0.09)
+    assert np.mean(pooled_b) <= 0.15 and np.mean(ml_b) >= 2.5 * np.mean(pooled_b)
+    # a group hiding two values keeps them apart; a group of two is left to itself
+    truth = np.r_[np.tile([5.0, 50.0], 32), np.zeros(64)]
+    counts = np.random.default_rng(0).poisson(_planted((136, 136), xy, truth, 1.8, background=0.01)).astype(float)
+    a = pooled_amplitudes(counts, basis, groups)
+    assert a[:64:2].mean() < 10 and a[1:64:2].mean() > 45
+    two = np.r_[["C", "C"], groups[2:]]
+    assert np.all(np.abs(pooled_amplitudes(counts, basis, two)[:2] - truth[:2]) <= 3 * np.sqrt(truth[:2]) + 1)
+    with pytest.raises(AtomlocInputError, match="groups"):
+        pooled_amplitudes(counts, basis, groups[:-1])
 
 
 def test_edx_only_columns_finds_a_column_the_haadf_missed_and_nothing_in_noise():
@@ -289,6 +310,34 @@ def test_edx_only_columns_finds_a_column_the_haadf_missed_and_nothing_in_noise()
         noise = np.random.default_rng(seed).poisson(flat)[None].astype(float)
         total += len(edx_only_columns(noise, located[:, 0], located[:, 1], sigma_px=1.8, spacing_px=32.0))
     assert total <= 1
+
+
+def test_lattice_edx_columns_find_a_sublattice_of_one_count_per_column_and_nothing_in_noise():
+    yy, xx = np.mgrid[8:136:16, 8:136:16]
+    located = np.column_stack([xx.ravel(), yy.ravel()]).astype(float)  # 64 columns on a 16 px square lattice
+    yy, xx = np.mgrid[0:144:16, 0:144:16]
+    hidden = np.column_stack([xx.ravel(), yy.ravel()]).astype(float)  # the cell centres: 81 columns
+    found_all = 0
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        # one count per hidden column in a background of 0.01 counts per pixel: none stands out alone
+        mean = _planted((144, 144), np.vstack([located, hidden]), np.r_[np.full(64, 2.0), np.ones(len(hidden))],
+                        1.8, background=0.01)
+        counts = rng.poisson(mean)[None].astype(float)
+        assert len(edx_only_columns(counts, located[:, 0], located[:, 1], sigma_px=1.8, spacing_px=11.3)) <= 3
+        xy, site = lattice_edx_columns(counts, located[:, 0], located[:, 1], sigma_px=1.8, spacing_px=11.3,
+                                       groups=np.zeros(64))
+        d, _ = cKDTree(hidden).query(xy)
+        assert set(site) == {0} and len(xy) <= len(hidden) and (d <= 0.75).all()
+        found_all += int(len(xy) >= 0.85 * len(hidden))  # a row at the edge may fall just outside
+        # noise around the located columns alone: no site
+        flat = _planted((144, 144), located, np.full(64, 2.0), 1.8, background=0.01)
+        noise = rng.poisson(flat)[None].astype(float)
+        assert len(lattice_edx_columns(noise, located[:, 0], located[:, 1], sigma_px=1.8, spacing_px=11.3,
+                                       groups=np.zeros(64))[0]) == 0
+    assert found_all == 3
+    scattered = np.random.default_rng(0).uniform(0, 144, (64, 2))  # no lattice: nothing to fold onto
+    assert len(lattice_edx_columns(counts, scattered[:, 0], scattered[:, 1], sigma_px=1.8, spacing_px=11.3)[0]) == 0
 
 
 def test_column_model_maps_beat_the_tuned_blur_at_low_counts():

@@ -403,28 +403,80 @@ def column_amplitudes(counts, basis, *, n_iter: int = COLUMN_EM_ITERATIONS) -> n
     return a
 
 
-def shrink_to_groups(amplitudes, groups) -> np.ndarray:
-    """Poisson-gamma empirical Bayes: each column's counts drawn toward the mean of its group.
+def pooled_amplitudes(counts, basis, groups, *, n_iter: int = COLUMN_EM_ITERATIONS) -> np.ndarray:
+    """:func:`pooled_fit`'s column counts."""
+    return pooled_fit(counts, basis, groups, n_iter=n_iter)[0]
 
-    Within a group (columns believed alike, e.g. of one composition), amplitudes
-    are modelled as Poisson counts whose means follow a gamma law of the group's
-    mean mu and a between-column variance v = var - mu (method of moments);
-    each is replaced by its posterior mean ``(a + k) / (1 + k / mu)`` with
-    ``k = mu**2 / v``, or by ``mu`` where the spread is no more than Poisson
-    noise (v <= 0).  Groups of fewer than three columns are left alone.
+
+def pooled_fit(counts, basis, groups, *, n_iter: int = COLUMN_EM_ITERATIONS) -> tuple[np.ndarray, float]:
+    """Each column's counts pooled with those of its group (columns believed alike, e.g. of one composition).
+
+    1. Group-level Poisson maximum likelihood: the columns of a group share one
+       amplitude ``mu_g``; these and the flat background are fitted by ML-EM
+       (:func:`column_amplitudes` on the group-summed basis), which gives the
+       mean counts per pixel ``m``.  Unlike the mean of per-column ML amplitudes,
+       this does not lend the background's counts to columns without the
+       element (per-column ML-EM, kept non-negative, gave the S2 columns of a
+       MoS2 field 0.58 Mo counts each against 1.01 on the Mo columns at 0.005
+       counts per pixel, where the background is 2/3 of the counts).
+    2. Each column's one-step (Fisher scoring) estimate around its group's fit,
+       ``a_c = mu_g + U_c / I_c`` with ``U_c = sum_p g_cp (b_p / m_p - 1)`` and
+       ``I_c = sum_p g_cp**2 / m_p``, of variance about ``1 / I_c``.
+    3. Normal-normal empirical Bayes within each group: the between-column
+       variance ``v_g`` is the mean of ``(a_c - mu_g)**2`` less the mean ``1 / I_c``
+       (at least 0); each column becomes ``mu_g + v_g / (v_g + 1 / I_c) (a_c - mu_g)``,
+       at least 0 — its group's value where the spread is no more than the
+       noise, its own where the group hides real differences.
+
+    Groups of fewer than three columns are not pooled (each column its own group).
+
+    Parameters
+    ----------
+    counts : ndarray (H, W)
+        Counts per pixel of one element.
+    basis : sparse matrix (H*W, m + 1)
+        :func:`column_basis` of the m columns (the last: the flat background).
+    groups : array_like (m,)
+        A label per column.
+    n_iter : int
+        ML-EM iterations of step 1.
+
+    Returns
+    -------
+    amplitudes : ndarray (m,)
+        Counts of each column (without the background).
+    background : float
+        The flat background's counts (over the whole map).
     """
-    a = np.asarray(amplitudes, dtype=np.float64).copy()
+    from scipy import sparse
+
+    b = np.asarray(counts, dtype=np.float64).ravel()
     groups = np.asarray(groups)
-    for g in np.unique(groups):
-        sel = groups == g
+    m = basis.shape[1] - 1
+    if len(groups) != m:
+        raise AtomlocInputError(f"pooled_fit: {len(groups)} groups for {m} columns")
+    labels, index, size = np.unique(groups, return_inverse=True, return_counts=True)
+    index = np.where(size[index] >= 3, index, len(labels) + np.arange(m))  # small groups: one column each
+    _, index = np.unique(index, return_inverse=True)
+    n_groups = int(index.max()) + 1 if m else 0
+    member = sparse.csc_matrix((np.ones(m), (np.arange(m), index)), shape=(m, n_groups))
+    columns = basis[:, :m].tocsc()
+    grouped = sparse.hstack([columns @ member, basis[:, m:]]).tocsc()
+    fit = column_amplitudes(b, grouped, n_iter=n_iter)
+    mean = np.maximum(grouped @ fit, 1e-12)
+    mu = fit[:n_groups][index]
+    score = columns.T @ (b / mean - 1.0)
+    info = np.maximum(np.asarray(columns.multiply(columns).T @ (1.0 / mean)).ravel(), 1e-300)
+    step = mu + score / info
+    noise = 1.0 / info
+    a = mu.copy()
+    for g in range(n_groups):
+        sel = index == g
         if sel.sum() < 3:
             continue
-        mu = float(a[sel].mean())
-        if mu <= 0:
-            continue
-        between = float(a[sel].var()) - mu
-        a[sel] = mu if between <= 0 else (a[sel] + mu ** 2 / between) / (1.0 + mu / between)
-    return a
+        between = max(float(np.mean((step[sel] - mu[sel]) ** 2) - np.mean(noise[sel])), 0.0)
+        a[sel] = mu[sel] + between / (between + noise[sel]) * (step[sel] - mu[sel])
+    return np.maximum(a, 0.0), float(fit[-1])
 
 
 EDX_FALSE_ALARMS = 0.01
@@ -489,6 +541,186 @@ def edx_only_columns(edx, x_px, y_px, *, sigma_px: float, spacing_px: float,
     return found
 
 
+LATTICE_BIN_PX = 0.5
+"""Bin size, px, of the unit cell onto which :func:`lattice_edx_columns` folds the residual counts."""
+
+LATTICE_MIN_FRACTION = 0.1
+""":func:`lattice_edx_columns` keeps a site whose excess counts per cell are at least this fraction of a located
+column's (their 90th percentile in the map): the located columns' shape misfit (a Gaussian for the probe) folds
+into excesses of about 1 % of them, significant at high counts."""
+
+
+def _located_lattice(x, y):
+    """The located columns' lattice (rows a, b, px; :mod:`atomloc.analysis.strain`) or None if aperiodic."""
+    from atomloc.analysis.strain import lattice_vectors_from_positions, reference_lattice
+
+    xy = np.column_stack([x, y])
+    try:
+        return reference_lattice(xy, lattice_vectors_from_positions(xy))
+    except AtomlocInputError:
+        return None
+
+
+def lattice_edx_columns(edx, x_px, y_px, *, sigma_px: float, spacing_px: float, groups=None,
+                        n_iter: int = COLUMN_EM_ITERATIONS,
+                        false_alarms: float = EDX_FALSE_ALARMS) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of a periodic site the EDX counts show and the located columns miss, averaged over the lattice.
+
+    A light sublattice the HAADF misses (O in SrTiO3 [001]) gives about one
+    count per column at 0.005-0.05 counts per pixel: too few to find each
+    column alone (:func:`edx_only_columns`), but the crystal repeats it in every
+    unit cell.  Each map is fitted with the located columns
+    (:func:`column_amplitudes`); its observed and fitted counts are folded onto
+    one unit cell of the located columns' lattice
+    (:func:`atomloc.analysis.strain.lattice_vectors_from_positions`, refined by
+    :func:`~atomloc.analysis.strain.reference_lattice`; bins of
+    :data:`LATTICE_BIN_PX`) and summed in a disc of radius 2 ``sigma_px``
+    around every cell position (periodically).  The cell's local maxima of the
+    excess that lie at least half a spacing from every site that the located
+    columns occupy (more than half of the site's translates found) are kept
+    where the folded counts are improbable under the fitted mean: a Poisson
+    tail probability below ``false_alarms`` divided by the discs the cell holds
+    (Bonferroni).  Each kept site is then placed at its every translate within
+    the image that lies at least half a spacing from every located column and
+    within one lattice vector of one.  Positions that are not a lattice
+    (:func:`~atomloc.analysis.strain.lattice_vectors_from_positions` fails)
+    give no columns.
+
+    Parameters
+    ----------
+    edx : ndarray (n, H, W)
+        EDX counts per pixel of each element.
+    x_px, y_px : array_like (m,)
+        Located columns, pixels (x = column index).
+    sigma_px : float
+        Width of one column in the EDX maps, pixels (Gaussian sigma).
+    spacing_px : float
+        Column spacing, pixels.
+    n_iter : int
+    false_alarms : float
+        Expected false sites per map on pure noise.
+
+    Returns
+    -------
+    xy : ndarray (k, 2)
+        New columns (x, y), pixels.
+    site : ndarray (k,) of int
+        The cell site each new column is a translate of (0, 1, ...).
+    """
+    from scipy import ndimage, stats
+    from scipy.spatial import cKDTree
+
+    edx = np.asarray(edx, dtype=np.float64)
+    x = np.asarray(x_px, dtype=np.float64)
+    y = np.asarray(y_px, dtype=np.float64)
+    none = (np.zeros((0, 2)), np.zeros(0, dtype=int))
+    if len(x) < 10:
+        return none
+    lattice = _located_lattice(x, y)
+    if lattice is None:
+        return none
+    shape = edx.shape[1:]
+    h, w = shape
+    located = np.column_stack([x, y])
+    origin = located[np.argmin(np.hypot(*(located - np.median(located, axis=0)).T))]
+    inverse = np.linalg.inv(lattice)  # frac = (p - origin) @ inverse
+    nb = np.maximum(8, np.ceil(np.hypot(*lattice.T) / LATTICE_BIN_PX)).astype(int)  # bins along a, b
+    yy, xx = np.mgrid[:h, :w]
+    frac = (np.column_stack([xx.ravel(), yy.ravel()]) - origin) @ inverse
+    bins = np.floor(np.mod(frac, 1.0) * nb).astype(int) % nb
+    flat_bin = bins[:, 0] * nb[1] + bins[:, 1]
+    # the disc of radius 2 sigma in bin offsets (minimal image over the neighbouring cells)
+    ia, ib = np.meshgrid(np.arange(nb[0]) / nb[0], np.arange(nb[1]) / nb[1], indexing="ij")
+    offsets = np.stack([ia, ib], axis=-1)
+    nearest = np.full(ia.shape, np.inf)
+    for ka in (-1, 0, 1):
+        for kb in (-1, 0, 1):
+            nearest = np.minimum(nearest, np.linalg.norm((offsets + [ka, kb]) @ lattice, axis=-1))
+    radius = 2.0 * float(sigma_px)
+    disc_fft = np.fft.rfft2((nearest <= radius).astype(np.float64))
+
+    def fold(values):
+        cell = np.bincount(flat_bin, weights=values.ravel(), minlength=nb[0] * nb[1]).reshape(nb)
+        return np.fft.irfft2(np.fft.rfft2(cell) * disc_fft, s=tuple(nb))  # the disc is symmetric
+
+    images = np.array([[ka, kb] for ka in (-1, 0, 1) for kb in (-1, 0, 1)], dtype=np.float64)
+
+    def min_vector(f):  # cartesian offset (..., 2) of fractional offsets f (..., 2) to the nearest translate
+        f = np.mod(np.asarray(f, dtype=np.float64) + 0.5, 1.0) - 0.5
+        v = (f[..., None, :] + images) @ lattice
+        return np.take_along_axis(v, np.argmin(np.linalg.norm(v, axis=-1), axis=-1)[..., None, None], -2)[..., 0, :]
+
+    def min_image(f):  # cartesian distance of fractional offsets to the nearest translate
+        return np.linalg.norm(min_vector(f), axis=-1)
+
+    centres = (np.stack(np.meshgrid(np.arange(nb[0]), np.arange(nb[1]), indexing="ij"), axis=-1) + 0.5) / nb
+
+    def refine(f, residual):  # the centroid of the cell's excess counts within the disc, three times
+        for _ in range(3):
+            v = min_vector(centres - f)
+            inside = np.linalg.norm(v, axis=-1) <= radius
+            weight = residual[inside]
+            if weight.sum() <= 0:
+                break
+            f = np.mod(f + (weight @ v[inside] / weight.sum()) @ inverse, 1.0)
+        return f
+
+    # sites the located columns occupy: clusters of their folded positions holding most translates
+    cell_area = abs(np.linalg.det(lattice))
+    n_cells = h * w / cell_area
+    lf = np.mod((located - origin) @ inverse, 1.0)
+    crowd = np.array([(min_image(lf - f) <= 0.25 * spacing_px).sum() for f in lf])
+    occupied = lf[crowd > 0.5 * n_cells]
+    basis = column_basis(shape, x, y, float(sigma_px))
+    candidates, residual = [], []
+    for index, counts in enumerate(edx):
+        if groups is None:
+            fit = column_amplitudes(counts, basis, n_iter=n_iter)
+        else:
+            amplitudes, background = pooled_fit(counts, basis, groups, n_iter=n_iter)
+            fit = np.r_[amplitudes, background]
+        mean = (basis @ fit).reshape(shape)
+        residual.append(np.bincount(flat_bin, weights=(counts - mean).ravel(), minlength=nb[0] * nb[1]).reshape(nb))
+        observed, expected = fold(counts), np.maximum(fold(mean), 1e-12)
+        excess = observed - expected
+        size = max(3, int(0.5 * spacing_px / LATTICE_BIN_PX) | 1)
+        peaks = np.argwhere((excess == ndimage.maximum_filter(excess, size=size, mode="wrap")) & (excess > 0))
+        if not len(peaks):
+            continue
+        log_tail = stats.poisson.logsf(np.rint(observed[tuple(peaks.T)]) - 1, expected[tuple(peaks.T)])
+        n_tests = max(len(peaks), cell_area / (np.pi * radius ** 2))  # every maximum of the cell is a test
+        # a column's worth of counts: the located columns' 90th percentile (a misfit of their shape is a few %)
+        column = float(np.percentile(fit[:len(x)], 90))
+        for k in range(len(peaks)):
+            if (log_tail[k] < np.log(false_alarms / n_tests)
+                    and excess[tuple(peaks[k])] / n_cells >= LATTICE_MIN_FRACTION * column):
+                candidates.append((float(log_tail[k]), index, (peaks[k] + 0.5) / nb))
+    sites = []
+    for _, index, f in sorted(candidates, key=lambda c: c[0]):  # the most improbable first, over every map
+        f = refine(f, residual[index])
+        known = np.vstack([occupied, np.array(sites).reshape(-1, 2)])
+        if len(known) == 0 or min_image(known - f).min() >= 0.5 * spacing_px:
+            sites.append(f)
+    if not sites:
+        return none
+    # every translate inside the image, away from the located columns and near them
+    corners = (np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]]) - origin) @ inverse
+    lo, hi = np.floor(corners.min(axis=0)) - 1, np.ceil(corners.max(axis=0)) + 1
+    na, nb_ = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij")
+    cells = np.column_stack([na.ravel(), nb_.ravel()])
+    tree = cKDTree(located)
+    reach = float(np.hypot(*lattice.T).max())
+    xy, site = [], []
+    for k, f in enumerate(sites):
+        p = origin + (cells + f) @ lattice
+        inside = (p[:, 0] > -0.5) & (p[:, 0] < w - 0.5) & (p[:, 1] > -0.5) & (p[:, 1] < h - 0.5)
+        d, _ = tree.query(p)
+        keep = inside & (d >= 0.5 * spacing_px) & (d <= reach)
+        xy.append(p[keep])
+        site.append(np.full(int(keep.sum()), k))
+    return np.vstack(xy), np.concatenate(site)
+
+
 def column_model_maps(edx, x_px, y_px, *, sigma_px: float, groups=None,
                       n_iter: int = COLUMN_EM_ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
     """Elemental maps as one Gaussian per located column, amplitudes fitted to the counts.
@@ -497,10 +729,10 @@ def column_model_maps(edx, x_px, y_px, *, sigma_px: float, groups=None,
     ``g_c`` a unit-sum Gaussian of ``sigma_px`` (the probe and the EDX
     delocalisation together) at each located column (:func:`column_basis`);
     the amplitudes are the Poisson maximum-likelihood ones
-    (:func:`column_amplitudes`) and, with ``groups`` (a label per column, e.g.
-    its composition from :func:`classify_columns`), drawn toward their group's
-    mean (:func:`shrink_to_groups`), which is what pools the few counts per
-    column at low dose.  The maps hold no background.  Columns the locator
+    (:func:`column_amplitudes`) or, with ``groups`` (a label per column, e.g.
+    its composition from :func:`classify_columns`), pooled within each group
+    (:func:`pooled_fit`), which is what pools the few counts per column at
+    low dose.  The maps hold no background.  Columns the locator
     missed carry nothing: the maps are only as complete as the positions.
 
     Parameters
@@ -539,9 +771,8 @@ def column_model_maps(edx, x_px, y_px, *, sigma_px: float, groups=None,
     amps = np.zeros((len(edx), len(x)))
     maps = np.zeros_like(edx)
     for k, counts in enumerate(edx):
-        a = column_amplitudes(counts, basis, n_iter=n_iter)[:len(x)]
-        if groups is not None:
-            a = shrink_to_groups(a, groups)
+        a = (column_amplitudes(counts, basis, n_iter=n_iter)[:len(x)] if groups is None
+             else pooled_amplitudes(counts, basis, groups, n_iter=n_iter))
         amps[k] = a
         maps[k] = (basis[:, :len(x)] @ a).reshape(edx.shape[1:])
     return maps, amps
@@ -857,6 +1088,10 @@ POOLED_MAPS = ("column",)
 EDX_ONLY = "EDX-only"
 """The group of the columns :func:`edx_only_columns` adds (:func:`column_field_maps`)."""
 
+EDX_LATTICE = "EDX lattice site"
+"""The groups of the columns :func:`lattice_edx_columns` adds, one per site: this and the site's number
+(:func:`column_field_maps`)."""
+
 
 def haadf_sigma_px(edx_delocalisation_A: float, pixel_size_pm: float) -> float:
     """The Gaussian sigma, px, of an EDX delocalisation of FWHM ``edx_delocalisation_A`` (the HAADF's blur
@@ -1030,8 +1265,12 @@ def column_field_maps(fld: Mapping, positions: np.ndarray, *, sigma_px: float, s
     """:func:`column_model_maps` of one field at the located columns plus the columns only its EDX maps show.
 
     ``positions`` (m, 2): columns located on the HAADF, (x, y) px; ``groups``: a
-    label per located column (:func:`column_groups`), the added columns
-    (:func:`edx_only_columns`) forming the group :data:`EDX_ONLY`.
+    label per located column (:func:`column_groups`).  Added first are the
+    translates of the lattice sites the EDX counts show
+    (:func:`lattice_edx_columns`, each site its own group
+    ``EDX lattice site <k>``), then the single columns that stand out of the
+    counts beside all of these (:func:`edx_only_columns`, the group
+    :data:`EDX_ONLY`).
 
     Returns
     -------
@@ -1040,10 +1279,14 @@ def column_field_maps(fld: Mapping, positions: np.ndarray, *, sigma_px: float, s
         The columns the maps are built on.
     """
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
-    extra = edx_only_columns(fld["edx"], positions[:, 0], positions[:, 1], sigma_px=sigma_px, spacing_px=spacing_px)
-    every = np.vstack([positions, extra])
+    lattice, site = lattice_edx_columns(fld["edx"], positions[:, 0], positions[:, 1], sigma_px=sigma_px,
+                                        spacing_px=spacing_px, groups=groups)
+    known = np.vstack([positions, lattice])
+    extra = edx_only_columns(fld["edx"], known[:, 0], known[:, 1], sigma_px=sigma_px, spacing_px=spacing_px)
+    every = np.vstack([known, extra])
     if groups is not None:
-        groups = np.concatenate([np.asarray(groups, dtype=str), np.full(len(extra), EDX_ONLY)])
+        groups = np.concatenate([np.asarray(groups, dtype=str), [f"{EDX_LATTICE} {k}" for k in site],
+                                 np.full(len(extra), EDX_ONLY)])
     maps, _ = column_model_maps(fld["edx"], every[:, 0], every[:, 1], sigma_px=sigma_px, groups=groups)
     return maps, every
 
