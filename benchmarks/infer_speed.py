@@ -14,7 +14,8 @@ heads on the same confidence map (LoG, DoG, DoH) and the network alone are
 timed too, and "network + NMS head": what the target names, at the scale the
 method runs the network (the image resampled to the model's inference
 spacing, measured once outside the timing; no noise gate, no column
-intensities).  "x blob_log" is each time over the reference's, so the ratio
+intensities), at the method's ``precision`` (``auto``: bfloat16 convolutions
+on a CPU that runs them natively) and in float32.  "x blob_log" is each time over the reference's, so the ratio
 carries over between machines.  The model is loaded before timing.
 """
 
@@ -37,7 +38,7 @@ from atomloc.core.image import normalise  # noqa: E402
 from atomloc.locate.classical import blob_sigma_range  # noqa: E402
 from atomloc.locate.learned import load_model, network_scale, operating_confidence, run_at_scale  # noqa: E402
 from atomloc.locate.nets.heads import nms_head  # noqa: E402
-from atomloc.locate.nets.models import pick_device, predict  # noqa: E402
+from atomloc.locate.nets.models import pick_device, predict, use_bf16  # noqa: E402
 from atomloc.locate.registry import get_method, locate  # noqa: E402
 from atomloc.locate.spacing import estimate_spacing  # noqa: E402
 from atomloc.simulate.series import SeriesSpec, simulate_series  # noqa: E402
@@ -82,18 +83,22 @@ def main(argv=None) -> int:
 
     t_ref, pos = best_time(ref, args.repeat)
     row("skimage blob_log (reference)", t_ref, pos)
-    t, _ = best_time(lambda: predict(net, image), args.repeat)
-    row("atomid network only (map + spacing)", t, None)
     factor = network_scale(image, "auto", meta, "auto")
     min_conf = operating_confidence(meta)
-    nms = get_method("atomid").defaults  # the method's own NMS settings
+    nms = get_method("atomid").defaults  # the method's own NMS and precision settings
+    # the method's precision (auto: bfloat16 on a CPU that runs it natively) and float32 beside it
+    for precision in dict.fromkeys([nms["precision"], "fp32"]):
+        arithmetic = "bf16" if use_bf16(net, pick_device(), precision) else "fp32"
+        t, _ = best_time(lambda: predict(net, image, precision=precision), args.repeat)
+        row(f"atomid network only (map + spacing), {precision} = {arithmetic}", t, None)
 
-    def detect(scaled, _factor):
-        maps, spacing = predict(net, scaled)
-        return nms_head(maps[0], float(spacing[0]), min_conf, nms["window_px"], nms["iou_threshold"], nms["subpixel"])
+        def detect(scaled, _factor):
+            maps, spacing = predict(net, scaled, precision=precision)
+            return nms_head(maps[0], float(spacing[0]), min_conf, nms["window_px"], nms["iou_threshold"],
+                            nms["subpixel"])
 
-    t, pos = best_time(lambda: run_at_scale(image, factor, detect), args.repeat)
-    row(f"atomid network + NMS head (image x {factor:.2f}, no gate)", t, pos)
+        t, pos = best_time(lambda: run_at_scale(image, factor, detect), args.repeat)
+        row(f"atomid network + NMS head (image x {factor:.2f}, no gate), {precision} = {arithmetic}", t, pos)
     for head in ("nms", "log", "dog", "doh"):
         t, pos = best_time(lambda: locate(image, "atomid", model=args.model, head=head), args.repeat)
         row(f"atomid, {head.upper()} head", t, pos)

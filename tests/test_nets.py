@@ -23,8 +23,10 @@ from atomloc.locate.nets.models import (
     chi_square_loss,
     fold_batch_norm,
     load_checkpoint,
+    native_bf16,
     predict,
     save_checkpoint,
+    use_bf16,
 )
 from atomloc.locate.registry import locate
 from atomloc.simulate.library import peak_map
@@ -194,6 +196,28 @@ def test_folded_batch_norm_gives_the_same_outputs(arch):
     assert np.abs(out - ref).max() <= 1e-5 and np.abs(ref).max() > 0.1
     if arch == "atomid":
         assert np.allclose(s_out, s_ref, rtol=1e-5)
+
+
+def test_bfloat16_inference_matches_float32_and_is_chosen_only_where_native():
+    from atomloc.locate.learned import load_model
+    from atomloc.simulate.series import SeriesSpec, simulate_series
+
+    series = simulate_series(SeriesSpec(material="MoS2", shape_px=(256, 256), n_frames=1, rotation_deg=13.0,
+                                        dose_e_per_A2=(1e4, 1e4), seed=2))
+    frame = series.frames[0].astype(np.float64)
+    net = load_model("auto", "atomid")
+    (ref, s_ref), (out, s_out) = predict(net, frame, precision="fp32"), predict(net, frame, precision="bf16")
+    assert out.dtype == np.float32 and np.abs(out - ref).max() <= 0.05 and ref.max() > 0.9
+    assert s_out == pytest.approx(s_ref, rel=0.01)
+    a = locate(frame, "atomid", precision="fp32")[["x", "y"]].to_numpy()
+    b = locate(frame, "atomid", precision="bf16")[["x", "y"]].to_numpy()
+    d, _ = cKDTree(a).query(b)
+    assert len(a) == len(b) > 100 and np.sqrt(np.mean(d ** 2)) <= 0.02  # px
+    assert not use_bf16(net, "cuda", "auto") and use_bf16(net, "cuda", "bf16") and not use_bf16(net, "cpu", "fp32")
+    assert use_bf16(net, "cpu", "auto") == native_bf16("cpu")
+    assert not use_bf16(_random_model("restorer"), "cpu", "auto")  # restorations stay float32
+    with pytest.raises(AtomlocInputError, match="precision 'fp16'"):
+        predict(net, frame, precision="fp16")
 
 
 def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):

@@ -17,6 +17,11 @@ ARCHITECTURES = (ATOMSEGNET, ATOMID)
 RESTORER = "restorer"
 NETWORKS = (*ARCHITECTURES, RESTORER)
 
+#: Arithmetic of the networks' inference (:func:`atomloc.locate.nets.models.predict`): ``fp32``; ``bf16``
+#: (bfloat16 autocast of the convolutions; the output head and the outputs in float32); ``auto`` = ``bf16``
+#: for a locator (sigmoid output) on a CPU whose oneDNN runs bfloat16 natively, else ``fp32``.
+PRECISIONS = ("auto", "fp32", "bf16")
+
 #: The learned restorations, each a ``restorer`` trained on one target of the library
 #: (:data:`atomloc.simulate.library.RESTORATION_LABELS`): TEMImageNet's noNoise,
 #: noBackgroundnoNoise and noNoiseNoBackgroundSuperresolution.

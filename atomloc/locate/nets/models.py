@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from atomloc.core.errors import AtomlocInputError
 from atomloc.io.files import atomic_path
-from atomloc.locate.nets import ATOMID, NETWORKS, RESTORER, sidecar_path
+from atomloc.locate.nets import ATOMID, NETWORKS, PRECISIONS, RESTORER, sidecar_path
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -110,9 +110,14 @@ class UNet(nn.Module):
         for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
             x = up(F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False))
             x = dec(torch.cat([x, skip], dim=1))
+        if x.dtype != inp.dtype:  # under bfloat16 autocast (predict's precision): the head and outputs in float32
+            with torch.autocast(x.device.type, enabled=False):
+                out, bottom = self.head(x.to(inp.dtype)), bottom.to(inp.dtype)
+        else:
+            out = self.head(x)
         if self.residual:
-            return inp + self.head(x), bottom
-        return torch.sigmoid(self.head(x)), bottom
+            return inp + out, bottom
+        return torch.sigmoid(out), bottom
 
     def spacing_from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """Spacing in pixels (N,) from globally averaged bottleneck features (N, C)."""
@@ -417,9 +422,32 @@ def _d4_forward(model: UNet, x: torch.Tensor, tta: bool) -> tuple[torch.Tensor, 
     return conf_sum / len(D4), bottom_sum / len(D4)
 
 
+def native_bf16(device: str | torch.device) -> bool:
+    """Whether ``device`` is a CPU whose oneDNN convolutions run natively in bfloat16 (AVX512-BF16 or AMX).
+
+    Elsewhere bfloat16 is emulated and slower than float32.
+    """
+    if torch.device(device).type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def use_bf16(model: UNet, device: str | torch.device, precision: str) -> bool:
+    """:data:`atomloc.locate.nets.PRECISIONS` resolved for ``model`` on ``device``."""
+    if precision not in PRECISIONS:
+        raise AtomlocInputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return not model.residual and native_bf16(device)
+    return precision == "bf16"
+
+
 @torch.no_grad()
 def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px: int = 96, batch_size: int = 4,
-            device: str | torch.device | None = None, tta: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+            device: str | torch.device | None = None, tta: bool = False,
+            precision: str = "fp32") -> tuple[np.ndarray, np.ndarray | None]:
     """Run a model on images of any size.
 
     Each image is normalised (:func:`normalise_input`) and reflect-padded to a
@@ -439,6 +467,12 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
         and mirror images of each tile (D4), each mapped back to the input grid
         (:func:`_d4_forward`); 8x the network time.  The spacing branch then
         reads the mean of the mapped-back bottleneck features.
+    precision : str
+        :data:`atomloc.locate.nets.PRECISIONS`.  On a CPU with native bfloat16 ``bf16`` halves the
+        network's time (AtomID-net on a 1024² frame, 2 cores: 0.79 -> 0.40 s);
+        its maps differ from float32 by up to about 0.02 (positions of the
+        ``atomid`` method: RMSE +0.005-0.02 pm on 512² MoS2 and SrTiO3 frames,
+        the same detections).
 
     Returns
     -------
@@ -466,12 +500,14 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
     maps = np.zeros((n, hp, wp), dtype=np.float32)
     bh, bw = math.ceil(h / mult), math.ceil(w / mult)  # bottleneck cells covering the unpadded image
     spacing = []
+    bf16 = use_bf16(model, dev, precision)
     for i0 in range(0, n, batch_size):
         batch = torch.from_numpy(x[i0:i0 + batch_size]).unsqueeze(1).to(dev, memory_format=torch.channels_last)
         feat_sum = 0.0
         for ty, oy0, oy1 in rows:
             for tx, ox0, ox1 in cols:
-                conf, bottom = _d4_forward(model, batch[..., ty:ty + min(tile, hp), tx:tx + min(tile, wp)], tta)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                    conf, bottom = _d4_forward(model, batch[..., ty:ty + min(tile, hp), tx:tx + min(tile, wp)], tta)
                 maps[i0:i0 + len(batch), oy0:oy1, ox0:ox1] = conf[:, 0, oy0 - ty:oy1 - ty, ox0 - tx:ox1 - tx].cpu().numpy()
                 if model.spacing is not None:
                     by0, by1 = oy0 // mult, min(oy1 // mult, bh)
