@@ -291,6 +291,11 @@ def test_pooled_amplitudes_remove_the_background_bias_and_keep_real_spread():
     counts = np.random.default_rng(0).poisson(_planted((136, 136), xy, truth, 1.8, background=0.01)).astype(float)
     a = pooled_amplitudes(counts, basis, groups)
     assert a[:64:2].mean() < 10 and a[1:64:2].mean() > 45
+    # a member wholly outside the image (no pixels, no information) does not merge the two values
+    outside = np.vstack([xy, [[-40.0, -40.0]]])
+    with_outside = pooled_amplitudes(counts, column_basis((136, 136), outside[:, 0], outside[:, 1], 1.8),
+                                     np.concatenate([groups, ["A"]]))
+    assert with_outside[:64:2].mean() < 10 and with_outside[1:64:2].mean() > 45
     two = np.r_[["C", "C"], groups[2:]]
     assert np.all(np.abs(pooled_amplitudes(counts, basis, two)[:2] - truth[:2]) <= 3 * np.sqrt(truth[:2]) + 1)
     with pytest.raises(AtomlocInputError, match="groups"):
@@ -353,6 +358,9 @@ def test_column_model_maps_beat_the_tuned_blur_at_low_counts():
     groups = column_groups(fld, xy, spacing_px=spacing, candidates=candidates, blur_sigma_px=0.2 * spacing)
     maps, every = column_field_maps(fld, xy, sigma_px=1.8, spacing_px=spacing, groups=groups)
     assert len(every) >= len(xy)
+    # the HAADF shows every MoS2 column: no lattice site is left for the EDX counts to add
+    assert len(lattice_edx_columns(fld["edx"], xy[:, 0], xy[:, 1], sigma_px=1.8, spacing_px=spacing,
+                                   groups=groups)[0]) == 0
     for k, element in enumerate(("Mo", "S")):
         best_blur = min(nrmse(blur_maps(fld["edx"], s)[k], truth[k]) for s in (1.0, 1.5, 2.0, 3.0))
         assert nrmse(maps[k], truth[k]) <= 0.6 * best_blur, element

@@ -207,17 +207,37 @@ def test_bfloat16_inference_matches_float32_and_is_chosen_only_where_native():
     frame = series.frames[0].astype(np.float64)
     net = load_model("auto", "atomid")
     (ref, s_ref), (out, s_out) = predict(net, frame, precision="fp32"), predict(net, frame, precision="bf16")
-    assert out.dtype == np.float32 and np.abs(out - ref).max() <= 0.05 and ref.max() > 0.9
+    assert np.abs(out - ref).max() <= 0.05 and ref.max() > 0.9
     assert s_out == pytest.approx(s_ref, rel=0.01)
     a = locate(frame, "atomid", precision="fp32")[["x", "y"]].to_numpy()
     b = locate(frame, "atomid", precision="bf16")[["x", "y"]].to_numpy()
     d, _ = cKDTree(a).query(b)
     assert len(a) == len(b) > 100 and np.sqrt(np.mean(d ** 2)) <= 0.02  # px
     assert not use_bf16(net, "cuda", "auto") and use_bf16(net, "cuda", "bf16") and not use_bf16(net, "cpu", "fp32")
-    assert use_bf16(net, "cpu", "auto") == native_bf16("cpu")
+    assert not native_bf16("cuda")
     assert not use_bf16(_random_model("restorer"), "cpu", "auto")  # restorations stay float32
     with pytest.raises(AtomlocInputError, match="precision 'fp16'"):
         predict(net, frame, precision="fp16")
+
+
+def test_float32_inference_opens_no_autocast_and_native_bf16_reads_the_cpu(monkeypatch):
+    import platform
+
+    def refuse(*args, **kwargs):  # torch < 2.5 raises for an "mps" autocast even when disabled
+        raise AssertionError("autocast entered in float32")
+
+    model = _random_model("atomid")
+    img = np.random.default_rng(1).random((40, 48)).astype(np.float32)
+    ref = predict(model, img, precision="fp32")[0]
+    monkeypatch.setattr(torch, "autocast", refuse)
+    assert np.array_equal(predict(model, img, precision="fp32")[0], ref)
+    with pytest.raises(AssertionError, match="autocast entered"):
+        predict(model, img, precision="bf16")
+    if platform.machine().lower() in ("x86_64", "amd64"):  # the CPU's instructions decide, not oneDNN's emulation
+        for avx512_bf16, amx, native in ((False, False, False), (True, False, True), (False, True, True)):
+            monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+            monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+            assert native_bf16("cpu") is native
 
 
 def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):

@@ -17,6 +17,7 @@ matter.  Maps come out at the input's pixel grid (x = column index).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -423,13 +424,21 @@ def _d4_forward(model: UNet, x: torch.Tensor, tta: bool) -> tuple[torch.Tensor, 
 
 
 def native_bf16(device: str | torch.device) -> bool:
-    """Whether ``device`` is a CPU whose oneDNN convolutions run natively in bfloat16 (AVX512-BF16 or AMX).
+    """Whether ``device`` is a CPU that runs bfloat16 convolutions natively.
 
-    Elsewhere bfloat16 is emulated and slower than float32.
+    x86: the AVX512-BF16 or AMX instructions (oneDNN's own test,
+    ``torch.ops.mkldnn._is_mkldnn_bf16_supported``, also says yes for any
+    AVX-512 CPU, which emulates bfloat16, slower than float32); Arm: oneDNN's
+    test.  A torch without these probes gets ``False``.
     """
+    import platform
+
     if torch.device(device).type != "cpu":
         return False
+    probe = torch.cpu if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686") else None
     try:
+        if probe is not None:
+            return bool(probe._is_avx512_bf16_supported() or probe._is_amx_tile_supported())
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
@@ -470,9 +479,9 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
     precision : str
         :data:`atomloc.locate.nets.PRECISIONS`.  On a CPU with native bfloat16 ``bf16`` halves the
         network's time (AtomID-net on a 1024² frame, 2 cores: 0.79 -> 0.40 s);
-        its maps differ from float32 by up to about 0.02 (positions of the
-        ``atomid`` method: RMSE +0.005-0.02 pm on 512² MoS2 and SrTiO3 frames,
-        the same detections).
+        its maps differ from float32 by up to about 0.02 (0.017 on that frame;
+        the ``atomid`` method's RMSE against the truth rose by 0.005-0.02 pm on
+        512² MoS2 and SrTiO3 frames, with the same detections).
 
     Returns
     -------
@@ -506,7 +515,8 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
         feat_sum = 0.0
         for ty, oy0, oy1 in rows:
             for tx, ox0, ox1 in cols:
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                # no autocast context at all in float32 (torch < 2.5 rejects an "mps" one even when disabled)
+                with torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
                     conf, bottom = _d4_forward(model, batch[..., ty:ty + min(tile, hp), tx:tx + min(tile, wp)], tta)
                 maps[i0:i0 + len(batch), oy0:oy1, ox0:ox1] = conf[:, 0, oy0 - ty:oy1 - ty, ox0 - tx:ox1 - tx].cpu().numpy()
                 if model.spacing is not None:
