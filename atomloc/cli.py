@@ -103,7 +103,7 @@ def _cmd_restore(args) -> int:
     image = read_image(args.image, frame=frame)
     t0 = time.perf_counter()
     restored = restore(image, restoration, args.spacing_px if args.spacing_px is not None else "auto",
-                       model=weights, name=str(args.image))
+                       model=weights, tta=args.tta, name=str(args.image))
     elapsed = time.perf_counter() - t0
     write_image(args.out, restored)
     print(f"{args.image}: restored by {restoration} in {elapsed:.2f} s -> {args.out}", file=sys.stderr)
@@ -236,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--frame", default=None, metavar="K", help="frame of a stack, counted from 0")
     r.add_argument("--spacing-px", type=float, default=None,
                    help="nearest-neighbour column spacing in pixels (default: estimated from the image)")
+    r.add_argument("--tta", action="store_true",
+                   help="average a learned step over the eight rotations and mirror images of the image (8x its time)")
     r.add_argument("--out", required=True, help="output image, float32 .tif/.tiff or .npy, in the input's units")
     r.set_defaults(func=_cmd_restore)
 

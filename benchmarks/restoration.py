@@ -3,6 +3,7 @@
     python benchmarks/restoration.py                       # all three parts, ~10 min on 2 cores
     python benchmarks/restoration.py --part quality --doses 1e3 1e4 --seeds 2
     python benchmarks/restoration.py --part precision --out results/restoration
+    python benchmarks/restoration.py --part quality --tta  # learned restorations D4-averaged
 
 Three parts (every image simulated here, seeded; nothing is tuned on them):
 
@@ -62,11 +63,11 @@ STILL = {"drift_px_per_frame": 0.0, "scan_creep_px": 0.0, "scan_wobble_px": 0.0,
          "astigmatism_nm": 0.0, "defocus_nm": (0.0, 0.0)}
 
 
-def _restorer(weights: dict):
+def _restorer(weights: dict, tta: bool = False):
     def run(image, name, spacing_px):
         learned = [s for s in name.split("+") if s in LEARNED_RESTORATIONS]
         model = weights.get(learned[0], "auto") if learned else "auto"
-        return restore(image, name, spacing_px, model=model)
+        return restore(image, name, spacing_px, model=model, tta=tta)
     return run
 
 
@@ -86,8 +87,9 @@ def _series(material, pixel_size_pm, doses, seeds, shape_px, seed):
     return series, np.asarray(frame_doses), no_bg
 
 
-def quality(structures, doses, seeds, restorations, weights, n_boot=1000) -> tuple[pd.DataFrame, pd.DataFrame]:
-    run = _restorer(weights)
+def quality(structures, doses, seeds, restorations, weights, n_boot=1000,
+            tta: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    run = _restorer(weights, tta)
     rows = []
     for i, material in enumerate(structures):
         series, frame_doses, no_bg = _series(material, 15.0, doses, seeds, 128, seed=300 + i)
@@ -197,12 +199,14 @@ def main(argv=None) -> int:
     parser.add_argument("--noise-restorations", nargs="+", default=list(NOISE_RESTORATIONS))
     parser.add_argument("--weights", nargs="*", default=[], metavar="NAME=PATH",
                         help="restorer checkpoints instead of the shipped ones (e.g. denoise_bg=results/release/denoise_bg.pt)")
+    parser.add_argument("--tta", action="store_true",
+                        help="quality part: D4 test-time averaging of the learned restorations")
     parser.add_argument("--out", type=Path, default=None, help="folder for the CSV tables")
     args = parser.parse_args(argv)
     weights = dict(w.split("=", 1) for w in args.weights)
     tables = {}
     if args.part in ("quality", "all"):
-        summary, margins = quality(args.structures, args.doses, args.seeds, args.restorations, weights)
+        summary, margins = quality(args.structures, args.doses, args.seeds, args.restorations, weights, tta=args.tta)
         tables["quality"], tables["margins"] = summary, margins
         print(f"\nRestoration quality on {', '.join(args.structures)} (15 pm pixels, in focus), mean [95 % interval]:")
         print(summary.to_markdown(index=False, floatfmt=".3g"))
