@@ -589,9 +589,13 @@ def lattice_edx_columns(edx, x_px, y_px, *, sigma_px: float, spacing_px: float, 
     around every cell position (periodically).  The cell's local maxima of the
     excess that lie at least half a spacing from every site that the located
     columns occupy (more than half of the site's translates found) are kept
-    where the folded counts are improbable under the fitted mean: a Poisson
-    tail probability below ``false_alarms`` divided by the discs the cell holds
-    (Bonferroni).  Each kept site is then placed at its every translate within
+    where the folded counts are improbable under the fitted mean (a Poisson
+    tail probability below ``false_alarms`` divided by the cell's maxima or
+    by its area in units of the disc radius squared, whichever are more:
+    Bonferroni over a smooth field) and hold at least
+    :data:`LATTICE_MIN_FRACTION` of a located column's counts per cell; the
+    most improbable first, each refined to the centroid of the cell's excess
+    within the disc.  Each kept site is then placed at its every translate within
     the image that lies at least half a spacing from every located column and
     within one lattice vector of one.  Positions that are not a lattice
     (:func:`~atomloc.analysis.strain.lattice_vectors_from_positions` fails)
