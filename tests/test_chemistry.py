@@ -160,6 +160,17 @@ def test_classification_of_a_planted_lattice():
     noisy["signal_HAADF"] = np.array([z15[t] for t in truth]) * 0.1 + rng.normal(0, 1.0, size=len(truth))
     both = chemistry_scores(classify_columns(noisy, candidates), truth, pristine)["accuracy"]
     assert both > alone + 0.2 and both >= 0.95, (alone, both)
+    # blurred EDX sums of a fraction of a count per atom (counts leaking from neighbours, a small background)
+    # beside a clear HAADF: the HAADF names every site but Re / W, whatever the EDX noise suggests (starting
+    # from all channels alone, the labels the EDX noise chose survived: 0.54-0.67 here)
+    for seed in range(2):
+        draw = np.random.default_rng(10 + seed)
+        sparse = pd.DataFrame(draw.poisson(0.1 * atoms + 0.03).astype(float) * 0.4
+                              + 0.05 * draw.gamma(1.0, 1.0, atoms.shape), columns=signals.columns)
+        sparse["signal_HAADF"] = np.array([z15[t] for t in truth]) * 0.1 + draw.normal(0, 1.5, size=len(truth))
+        got = classify_columns(sparse, candidates)["composition"].to_numpy()
+        site = np.where(np.isin(truth, ["Re", "W"]), "ReW", truth)
+        assert np.mean(np.where(np.isin(got, ["Re", "W"]), "ReW", got) == site) >= 0.97, seed
 
 
 def test_field_chemistry_on_a_simulated_field(field):
