@@ -25,7 +25,7 @@ from atomloc.analysis.chemistry import (
     lattice_edx_columns,
     material_sites,
     nrmse,
-    pooled_amplitudes,
+    pooled_fit,
     total_variation,
     tv_prox,
 )
@@ -277,7 +277,7 @@ def test_column_amplitudes_recover_planted_counts():
     assert a[4] == pytest.approx(0.5 * 64 * 64, rel=0.02)  # the flat background's counts
 
 
-def test_pooled_amplitudes_remove_the_background_bias_and_keep_real_spread():
+def test_pooled_fit_removes_the_background_bias_and_keeps_real_spread():
     # 128 columns on a 16 px grid, alternately 1 count of the element ("A") and none ("B"), in a background of
     # 0.01 counts per pixel (2/3 of all counts, as at 0.005 counts per pixel on MoS2)
     yy, xx = np.mgrid[8:128:16, 8:128:16]
@@ -289,7 +289,7 @@ def test_pooled_amplitudes_remove_the_background_bias_and_keep_real_spread():
     for seed in range(6):
         mean = _planted((136, 136), xy, np.r_[np.ones(64), np.zeros(64)], 1.8, background=0.01)
         counts = np.random.default_rng(seed).poisson(mean).astype(float)
-        a = pooled_amplitudes(counts, basis, groups)
+        a = pooled_fit(counts, basis, groups)[0]
         pooled_a.append(a[:64].mean())
         pooled_b.append(a[64:].mean())
         ml_b.append(column_amplitudes(counts, basis)[64:128].mean())
@@ -300,17 +300,17 @@ def test_pooled_amplitudes_remove_the_background_bias_and_keep_real_spread():
     # a group hiding two values keeps them apart; a group of two is left to itself
     truth = np.r_[np.tile([5.0, 50.0], 32), np.zeros(64)]
     counts = np.random.default_rng(0).poisson(_planted((136, 136), xy, truth, 1.8, background=0.01)).astype(float)
-    a = pooled_amplitudes(counts, basis, groups)
+    a = pooled_fit(counts, basis, groups)[0]
     assert a[:64:2].mean() < 10 and a[1:64:2].mean() > 45
     # a member wholly outside the image (no pixels, no information) does not merge the two values
     outside = np.vstack([xy, [[-40.0, -40.0]]])
-    with_outside = pooled_amplitudes(counts, column_basis((136, 136), outside[:, 0], outside[:, 1], 1.8),
-                                     np.concatenate([groups, ["A"]]))
+    with_outside = pooled_fit(counts, column_basis((136, 136), outside[:, 0], outside[:, 1], 1.8),
+                              np.concatenate([groups, ["A"]]))[0]
     assert with_outside[:64:2].mean() < 10 and with_outside[1:64:2].mean() > 45
     two = np.r_[["C", "C"], groups[2:]]
-    assert np.all(np.abs(pooled_amplitudes(counts, basis, two)[:2] - truth[:2]) <= 3 * np.sqrt(truth[:2]) + 1)
+    assert np.all(np.abs(pooled_fit(counts, basis, two)[0][:2] - truth[:2]) <= 3 * np.sqrt(truth[:2]) + 1)
     with pytest.raises(AtomlocInputError, match="groups"):
-        pooled_amplitudes(counts, basis, groups[:-1])
+        pooled_fit(counts, basis, groups[:-1])
 
 
 def test_edx_only_columns_finds_a_column_the_haadf_missed_and_nothing_in_noise():

@@ -408,11 +408,6 @@ POOL_NOISE_FACTOR = 4.0
 most this many times the group's median."""
 
 
-def pooled_amplitudes(counts, basis, groups, *, n_iter: int = COLUMN_EM_ITERATIONS) -> np.ndarray:
-    """:func:`pooled_fit`'s column counts."""
-    return pooled_fit(counts, basis, groups, n_iter=n_iter)[0]
-
-
 def pooled_fit(counts, basis, groups, *, n_iter: int = COLUMN_EM_ITERATIONS) -> tuple[np.ndarray, float]:
     """Each column's counts pooled with those of its group (columns believed alike, e.g. of one composition).
 
@@ -486,6 +481,15 @@ def pooled_fit(counts, basis, groups, *, n_iter: int = COLUMN_EM_ITERATIONS) -> 
         between = max(float(np.mean((step[usable] - mu[usable]) ** 2 - noise[usable])), 0.0)
         a[sel] = mu[sel] + between / (between + noise[sel]) * (step[sel] - mu[sel])
     return np.maximum(a, 0.0), float(fit[-1])
+
+
+def _column_fit(counts, basis, groups, n_iter: int) -> np.ndarray:
+    """The counts of each basis column (the flat background last): :func:`column_amplitudes`, or
+    :func:`pooled_fit` with ``groups``."""
+    if groups is None:
+        return column_amplitudes(counts, basis, n_iter=n_iter)
+    amplitudes, background = pooled_fit(counts, basis, groups, n_iter=n_iter)
+    return np.r_[amplitudes, background]
 
 
 EDX_FALSE_ALARMS = 0.01
@@ -649,20 +653,6 @@ def lattice_edx_columns(edx, x_px, y_px, *, sigma_px: float, spacing_px: float, 
     frac = (np.column_stack([xx.ravel(), yy.ravel()]) - origin) @ inverse
     bins = np.floor(np.mod(frac, 1.0) * nb).astype(int) % nb
     flat_bin = bins[:, 0] * nb[1] + bins[:, 1]
-    # the disc of radius 2 sigma in bin offsets (minimal image over the neighbouring cells)
-    ia, ib = np.meshgrid(np.arange(nb[0]) / nb[0], np.arange(nb[1]) / nb[1], indexing="ij")
-    offsets = np.stack([ia, ib], axis=-1)
-    nearest = np.full(ia.shape, np.inf)
-    for ka in (-1, 0, 1):
-        for kb in (-1, 0, 1):
-            nearest = np.minimum(nearest, np.linalg.norm((offsets + [ka, kb]) @ lattice, axis=-1))
-    radius = 2.0 * float(sigma_px)
-    disc_fft = np.fft.rfft2((nearest <= radius).astype(np.float64))
-
-    def fold(values):
-        cell = np.bincount(flat_bin, weights=values.ravel(), minlength=nb[0] * nb[1]).reshape(nb)
-        return np.fft.irfft2(np.fft.rfft2(cell) * disc_fft, s=tuple(nb))  # the disc is symmetric
-
     images = np.array([[ka, kb] for ka in (-1, 0, 1) for kb in (-1, 0, 1)], dtype=np.float64)
 
     def min_vector(f):  # cartesian offset (..., 2) of fractional offsets f (..., 2) to the nearest translate
@@ -673,7 +663,18 @@ def lattice_edx_columns(edx, x_px, y_px, *, sigma_px: float, spacing_px: float, 
     def min_image(f):  # cartesian distance of fractional offsets to the nearest translate
         return np.linalg.norm(min_vector(f), axis=-1)
 
-    centres = (np.stack(np.meshgrid(np.arange(nb[0]), np.arange(nb[1]), indexing="ij"), axis=-1) + 0.5) / nb
+    # the disc of radius 2 sigma in bin offsets
+    radius = 2.0 * float(sigma_px)
+    offsets = np.stack(np.meshgrid(np.arange(nb[0]) / nb[0], np.arange(nb[1]) / nb[1], indexing="ij"), axis=-1)
+    disc_fft = np.fft.rfft2((min_image(offsets) <= radius).astype(np.float64))
+
+    def cell_sum(values):  # the image's values summed into the cell's bins
+        return np.bincount(flat_bin, weights=values.ravel(), minlength=nb[0] * nb[1]).reshape(nb)
+
+    def fold(values):  # ... and over the disc around each bin (the disc is symmetric)
+        return np.fft.irfft2(np.fft.rfft2(cell_sum(values)) * disc_fft, s=tuple(nb))
+
+    centres = offsets + 0.5 / nb
 
     def refine(f, residual):  # the centroid of the cell's excess counts within the disc, three times
         for _ in range(3):
@@ -694,13 +695,9 @@ def lattice_edx_columns(edx, x_px, y_px, *, sigma_px: float, spacing_px: float, 
     basis = column_basis(shape, x, y, float(sigma_px))
     candidates, residual, column = [], [], 0.0
     for index, counts in enumerate(edx):
-        if groups is None:
-            fit = column_amplitudes(counts, basis, n_iter=n_iter)
-        else:
-            amplitudes, background = pooled_fit(counts, basis, groups, n_iter=n_iter)
-            fit = np.r_[amplitudes, background]
+        fit = _column_fit(counts, basis, groups, n_iter)
         mean = (basis @ fit).reshape(shape)
-        residual.append(np.bincount(flat_bin, weights=(counts - mean).ravel(), minlength=nb[0] * nb[1]).reshape(nb))
+        residual.append(cell_sum(counts - mean))
         observed, expected = fold(counts), np.maximum(fold(mean), 1e-12)
         excess = observed - expected
         size = max(3, int(0.5 * spacing_px / LATTICE_BIN_PX) | 1)
@@ -793,8 +790,7 @@ def column_model_maps(edx, x_px, y_px, *, sigma_px: float, groups=None,
     amps = np.zeros((len(edx), len(x)))
     maps = np.zeros_like(edx)
     for k, counts in enumerate(edx):
-        a = (column_amplitudes(counts, basis, n_iter=n_iter)[:len(x)] if groups is None
-             else pooled_amplitudes(counts, basis, groups, n_iter=n_iter))
+        a = _column_fit(counts, basis, groups, n_iter)[:len(x)]
         amps[k] = a
         maps[k] = (basis[:, :len(x)] @ a).reshape(edx.shape[1:])
     return maps, amps
@@ -1027,9 +1023,10 @@ def classify_columns(signals: pd.DataFrame, candidates: pd.DataFrame, *, k_facto
     def variance(mu):
         return v0 + v1 * np.maximum(mu, 0.0)
 
-    def cost(mu):  # Gaussian negative log-likelihood with the mean-dependent variance, per column and candidate
-        var = variance(mu)
-        return ((s[..., None, :] - mu) ** 2 / var + np.log(var)).sum(axis=-1)
+    def cost(mu, channels=slice(None)):
+        # Gaussian negative log-likelihood with the mean-dependent variance, per column and candidate
+        var = variance(mu)[..., channels]
+        return ((s[..., None, channels] - mu[..., channels]) ** 2 / var + np.log(var)).sum(axis=-1)
 
     def update(choice):  # the per-atom levels and each channel's variance given the labels
         e_unit = unit[choice]
@@ -1067,11 +1064,8 @@ def classify_columns(signals: pd.DataFrame, candidates: pd.DataFrame, *, k_facto
         # where the HAADF sums separate every site)
         first = (choice, total, levels.copy(), v0.copy(), v1.copy())
         levels[:], v0[:], v1[:] = start
-        h = group == 1
         for _ in range(int(n_rounds)):
-            mu_h = (unit * levels[group])[None][..., h]
-            var_h = variance((unit * levels[group])[None])[..., h]
-            update(np.argmin((((s[:, None, h] - mu_h) ** 2) / var_h + np.log(var_h)).sum(axis=-1), axis=1))
+            update(np.argmin(cost((unit * levels[group])[None], group == 1), axis=1))
         choice, total = rounds()
         if first[1] < total:
             choice, total = first[0], first[1]
