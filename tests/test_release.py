@@ -185,6 +185,10 @@ def test_release_config_validates():
     LibrarySpec.from_mapping(release["library"]).check()
     assert release["validation"]["seed"] != release["library"]["seed"]
     assert "NiO_001" not in release["library"]["structures"]
+    for name, restorer in release["restorers"].items():  # a restorer's own library: the release one, overridden
+        spec = LibrarySpec.from_mapping({**release["library"], **restorer.get("library", {})})
+        spec.check()
+        assert spec.restoration_labels and "NiO_001" not in spec.structures, name
 
 
 # --- the release library's real-data effects -------------------------------------------------------------

@@ -87,6 +87,19 @@ def test_paper_config_is_valid():
     assert "mos2_c" in res.stdout + res.stderr
 
 
+def test_release_dag_draws_a_restorer_library_only_where_configured():
+    release = yaml.safe_load((REPO / "workflow" / "configs" / "release.yaml").read_text())["release"]
+    own = sorted(n for n, r in release["restorers"].items() if "library" in r)
+    assert own  # the release config gives denoise_bg its own draw
+    res = snakemake(REPO, "release", "-n", "--forceall", "--cores", "2", "--configfile",
+                    "workflow/configs/release.yaml")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    drawn = set(re.findall(r"results/release/(library|validation)_(\w+)\.h5", out))
+    assert drawn == {(part, n) for n in own for part in ("library", "validation")}
+    assert "results/release/library.h5" in out and "results/release/validation.h5" in out
+
+
 def test_tiny_tables(tiny_run):
     tables = tiny_run / "results" / "tables"
     methods = pd.read_csv(tables / "methods.csv")

@@ -356,12 +356,21 @@ RELEASE_MODELS = sorted(RELEASE.get("models", {}))
 RELEASE_RESTORERS = sorted(RELEASE.get("restorers", {}))
 
 
-def release_library_spec(part):
-    """The release library (part=library) or its validation twin (same draw, own seed and size)."""
+def release_library_spec(part, restorer=None):
+    """The release library (part=library) or its validation twin (same draw, own seed and size); for a
+    ``restorer`` with its own ``library:`` settings, those laid over the release library's."""
     spec = dict(RELEASE["library"])
+    if restorer is not None:
+        spec.update(RELEASE["restorers"][restorer].get("library", {}))
     if part == "validation":
         spec.update(RELEASE.get("validation", {"n_images": 240, "seed": 1}))
     return spec
+
+
+def release_restorer_library(restorer, part="library"):
+    """The library file a release restorer trains (part=library) or is validated (validation) on."""
+    own = "library" in RELEASE["restorers"][restorer]
+    return f"results/release/{part}_{restorer}.h5" if own else f"results/release/{part}.h5"
 
 
 def _check_release():
@@ -389,8 +398,11 @@ def _check_release():
         if spec.target != RESTORATION_TARGETS[name]:
             raise AtomlocInputError(f"release.restorers.{name}.train.target: must be {RESTORATION_TARGETS[name]} "
                                     f"(got {spec.target})")
-    if RELEASE_RESTORERS and not RELEASE["library"].get("restoration_labels", False):
-        raise AtomlocInputError("release.library.restoration_labels: must be true to train release.restorers")
+    for name in RELEASE_RESTORERS:
+        for part in ("library", "validation"):
+            spec = LibrarySpec.from_mapping(release_library_spec(part, name), name=f"release.restorers.{name}.library")
+            if not spec.restoration_labels:
+                raise AtomlocInputError(f"release.restorers.{name}: its library needs restoration_labels: true")
 
 
 _check_release()

@@ -22,6 +22,21 @@ rule synthesize_release_library:
         "../scripts/synthesize_library.py"
 
 
+# A restorer with its own library settings (release.restorers.<name>.library) trains on its own draw.
+use rule synthesize_release_library as synthesize_restorer_library with:
+    output:
+        library="results/release/{part}_{restoration}.h5",
+    params:
+        spec=lambda wildcards: release_library_spec(wildcards.part, wildcards.restoration),
+    log:
+        "results/logs/release/{part}_{restoration}.log",
+    benchmark:
+        "results/benchmarks/release/{part}_{restoration}.tsv"
+    wildcard_constraints:
+        part="library|validation",
+        restoration="|".join(RESTORATION_TARGETS),
+
+
 # GPU-tagged like train_model; on 2 CPU cores the two models train side by side, one core each.
 rule train_release_model:
     input:
@@ -79,6 +94,8 @@ rule calibrate_release_model:
 
 # The restoration models (release.restorers): a restorer U-Net per target of the release library.
 use rule train_release_model as train_release_restorer with:
+    input:
+        library=lambda wildcards: release_restorer_library(wildcards.restoration),
     output:
         model="results/release/{restoration}.pt",
         sidecar="results/release/{restoration}.json",
@@ -98,8 +115,8 @@ use rule train_release_model as train_release_restorer with:
 rule ship_release_restorer:
     input:
         model="results/release/{restoration}.pt",
-        library="results/release/library.h5",
-        validation="results/release/validation.h5",
+        library=lambda wildcards: release_restorer_library(wildcards.restoration),
+        validation=lambda wildcards: release_restorer_library(wildcards.restoration, "validation"),
     output:
         model="atomloc/models/{restoration}.pt",
         sidecar="atomloc/models/{restoration}.json",
