@@ -141,6 +141,25 @@ def test_restorer_learns_to_reduce_the_error_on_held_out_images():
     assert psnr["restored_db"] > psnr["raw_db"] + 2.0, psnr  # measured: 14.5 dB vs 11.6 dB raw
 
 
+def test_range_mse_weighs_each_image_by_its_target_range():
+    import torch
+
+    from atomloc.learn.spec import TrainSpec
+    from atomloc.learn.train import RANGE_FLOOR, restorer_loss
+
+    target = torch.zeros(3, 1, 4, 4)
+    target[0, 0, 0, 0] = 2.0  # range 2
+    target[1, 0, 1, 1] = 0.5  # range 0.5
+    # image 2: no columns, range 0 -> the floor
+    pred = target + torch.tensor([0.2, 0.1, 0.05]).view(3, 1, 1, 1)
+    mse = torch.tensor([0.04, 0.01, 0.0025])
+    assert float(restorer_loss(pred, target)) == pytest.approx(float(mse.mean()))
+    expected = (mse / torch.tensor([2.0, 0.5, RANGE_FLOOR]) ** 2).mean()
+    assert float(restorer_loss(pred, target, "range_mse")) == pytest.approx(float(expected))
+    with pytest.raises(AtomlocInputError, match="restorer_loss: must be one of"):
+        TrainSpec(architecture="restorer", target="no_noise", restorer_loss="l1").check()
+
+
 def test_library_set_scales_the_targets_like_their_images():
     from atomloc.learn.data import library_set
     from atomloc.learn.spec import TrainSpec

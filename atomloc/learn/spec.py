@@ -12,6 +12,9 @@ from atomloc.locate.nets import ATOMID, NETWORKS, RESTORATION_TARGETS, RESTORER
 TARGETS = ("confidence", "gaussian_mask", "circular_mask")
 """Label maps a locator learns."""
 
+RESTORER_LOSSES = ("mse", "range_mse")
+"""A restorer's losses (:attr:`TrainSpec.restorer_loss`)."""
+
 RESTORE_TARGETS = tuple(RESTORATION_TARGETS.values())
 """Library targets a ``restorer`` learns (:data:`atomloc.simulate.library.RESTORATION_LABELS`)."""
 
@@ -32,8 +35,8 @@ class TrainSpec(FromMapping):
         Label map the network learns: ``confidence`` (AtomID-net),
         ``gaussian_mask`` or ``circular_mask`` (AtomSegNet); for a ``restorer``
         a restoration target of the library (``no_noise``,
-        ``no_background_no_noise``, ``superres``), learned with the mean squared
-        error in the input's normalised units.
+        ``no_background_no_noise``, ``superres``), learned with the loss
+        ``restorer_loss``.
     base_channels, depth : int
         U-Net width and number of pooling steps.
     epochs, batch_size : int
@@ -54,6 +57,13 @@ class TrainSpec(FromMapping):
         gaussianMask peaks of labelled series: FWHM in Å.
     min_confidence : float
         Validation detection: lower bound of the NMS head.
+    restorer_loss : str
+        A restorer's loss, in the input's normalised units: ``mse`` (the mean
+        squared error over the batch) or ``range_mse`` (each image's mean squared
+        error divided by its target's squared peak-to-peak range, floored at
+        :data:`atomloc.learn.train.RANGE_FLOOR`: the quantity PSNR measures, so a
+        low-dose image, whose target spans a small part of the normalised range,
+        weighs as much as a bright one).
     series_repeat : int
         Each training tile cut from a labelled series is drawn this many times
         per epoch (the library images once): weights the data that look like
@@ -78,6 +88,7 @@ class TrainSpec(FromMapping):
     confidence_sigma_frac: float = 0.15
     gaussian_mask_fwhm_A: float = 0.5
     min_confidence: float = 0.3
+    restorer_loss: str = "mse"
     series_repeat: int = 1
     seed: int = 0
 
@@ -103,3 +114,5 @@ class TrainSpec(FromMapping):
             bad("val_frac", "must be in [0, 1)")
         if not 0 <= self.min_confidence <= 1:
             bad("min_confidence", "must be in [0, 1]")
+        if self.restorer_loss not in RESTORER_LOSSES:
+            bad("restorer_loss", f"must be one of {RESTORER_LOSSES}")

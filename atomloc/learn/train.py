@@ -26,12 +26,31 @@ from atomloc.locate.nets.heads import nms_head, otsu_centroid_head
 from atomloc.locate.nets.models import atomid_loss, build_model, chi_square_loss, pick_device, predict
 
 
+RANGE_FLOOR = 0.1
+"""Floor of a target's peak-to-peak range in ``range_mse`` (normalised units; an image
+without columns would otherwise weigh without bound)."""
+
+
+def restorer_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """A restorer's loss over a batch (n, 1, H, W) (:attr:`TrainSpec.restorer_loss`).
+
+    ``mse``: the mean squared error; ``range_mse``: the mean over the images of
+    each one's mean squared error over ``max(ptp(target), RANGE_FLOOR)**2``.
+    """
+    err = ((pred - target) ** 2).flatten(1).mean(dim=1)
+    if kind == "mse":
+        return err.mean()
+    flat = target.flatten(1)
+    span = torch.clamp(flat.amax(dim=1) - flat.amin(dim=1), min=RANGE_FLOOR)
+    return (err / span ** 2).mean()
+
+
 def _loss(model, spec, x, y, s):
     if spec.architecture == ATOMID:
         conf, sp = model(x)
         return atomid_loss(conf, sp, y, s, spec.lambda_map)
     if spec.architecture == RESTORER:
-        return torch.mean((model(x) - y) ** 2)
+        return restorer_loss(model(x), y, spec.restorer_loss)
     return chi_square_loss(model(x), y)
 
 
