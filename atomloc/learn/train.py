@@ -25,7 +25,6 @@ from atomloc.locate.nets import ATOMID, RESTORER
 from atomloc.locate.nets.heads import nms_head, otsu_centroid_head
 from atomloc.locate.nets.models import atomid_loss, build_model, chi_square_loss, pick_device, predict
 
-
 RANGE_FLOOR = 0.1
 """Floor of a target's peak-to-peak range in ``range_mse`` (normalised units; an image
 without columns would otherwise weigh without bound)."""
