@@ -123,8 +123,10 @@ def test_restoration_effect_is_paired_by_frame():
     assert row["helps_rmse_pm"] == "tie"
 
 
-def test_restorer_learns_to_reduce_the_error_on_held_out_images():
-    """A tiny restorer trained on a tiny library beats the raw image on held-out library images."""
+@pytest.mark.parametrize("options", [{}, {"noise_channel": True, "gated": True}])
+def test_restorer_learns_to_reduce_the_error_on_held_out_images(options):
+    """A tiny restorer trained on a tiny library beats the raw image on held-out library images (also with
+    the noise-level channel and the gated head)."""
     from atomloc.learn.data import library_set
     from atomloc.learn.spec import TrainSpec
     from atomloc.learn.train import restoration_psnr, train_model
@@ -133,7 +135,7 @@ def test_restorer_learns_to_reduce_the_error_on_held_out_images():
     lib = LibrarySpec(structures=("MoS2", "SrTiO3_001", "Pt_001"), n_images=48, shape_px=48,
                       spacing_px_range=(6.0, 10.0), electrons_per_px_range=(3.0, 10.0), restoration_labels=True)
     spec = TrainSpec(architecture="restorer", target="no_noise", base_channels=8, depth=2, epochs=8, batch_size=8,
-                     lr=3e-3, crop_px=48, val_frac=0.2)
+                     lr=3e-3, crop_px=48, val_frac=0.2, **options)
     model, history, _ = train_model(library_set(synthesize_library(lib), spec), spec)
     held_out = synthesize_library(LibrarySpec(**{**lib.__dict__, "n_images": 12, "seed": 9}))
     psnr = restoration_psnr(model, library_set(held_out, spec))
@@ -141,7 +143,69 @@ def test_restorer_learns_to_reduce_the_error_on_held_out_images():
     assert psnr["restored_db"] > psnr["raw_db"] + 2.0, psnr  # measured: 14.5 dB vs 11.6 dB raw
 
 
-def test_range_mse_weighs_each_image_by_its_target_range():
+def test_noise_level_is_the_noise_sigma_in_the_networks_units():
+    from atomloc.locate.nets.models import input_scaling, noise_level, normalise_input
+
+    clean, _, _ = _lattice(n=128)
+    image = clean + np.random.default_rng(0).normal(0.0, 2.0, clean.shape)
+    level = noise_level(image)
+    assert level == pytest.approx(2.0 / input_scaling(image)[1], rel=0.1)
+    assert noise_level(normalise_input(image)) == pytest.approx(level, rel=1e-4)  # affine: the raw image's level
+    assert noise_level(5.0 * image + 100.0) == pytest.approx(level, rel=1e-4)
+
+
+def test_noise_channel_gated_restorer_round_trips_and_tiles(tmp_path):
+    """The noise level enters as a constant second channel (one per image, so tiles agree), the sidecar
+    records both options, and a bad option fails in one line naming the file."""
+    import json
+
+    import torch
+
+    from atomloc.learn.spec import TrainSpec
+    from atomloc.learn.train import with_noise_channel
+    from atomloc.locate.nets import ATOMID, RESTORER
+    from atomloc.locate.nets.models import build_model, load_checkpoint, noise_level, predict, save_checkpoint
+
+    torch.manual_seed(0)
+    net = build_model(RESTORER, 4, 2, noise_channel=True, gated=True).eval()
+    with torch.no_grad():  # make the noise channel and the gate matter
+        net.down[0][0].weight.normal_(0.0, 0.5)
+        net.gate.weight.normal_(0.0, 0.5)
+    image = np.random.default_rng(1).poisson(20.0, (90, 100)).astype(np.float64)
+    whole, _ = predict(net, image)
+    tiled, _ = predict(net, image, max_tile_px=48, margin_px=24)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    x = torch.zeros(2, 1, 8, 8)
+    levels = torch.tensor([0.1, 0.3])
+    both = with_noise_channel(x, levels)
+    assert both.shape == (2, 2, 8, 8) and float(both[1, 1, 3, 5]) == pytest.approx(0.3)
+    assert with_noise_channel(x, None) is x
+    # the level is an input: another level, another output
+    from atomloc.locate.nets.models import normalise_input
+    inp = torch.from_numpy(normalise_input(image[:88, :96]))[None, None]
+    with torch.no_grad():
+        a = net(with_noise_channel(inp, torch.tensor([noise_level(image[:88, :96])])))
+        b = net(with_noise_channel(inp, torch.tensor([0.0])))
+    assert float((a - b).abs().max()) > 1e-3
+
+    path = tmp_path / "r.pt"
+    save_checkpoint(path, net, RESTORER, {})
+    arch = json.loads(path.with_suffix(".json").read_text())["architecture"]
+    assert arch["noise_channel"] is True and arch["gated"] is True
+    loaded, _ = load_checkpoint(path, RESTORER)
+    np.testing.assert_array_equal(predict(loaded, image)[0], whole)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["architecture"]["gated"] = "yes"
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(AtomlocInputError, match=r"r\.json: .*architecture\.gated='yes'"):
+        load_checkpoint(path, RESTORER)
+    with pytest.raises(AtomlocInputError, match="restorer's options"):
+        build_model(ATOMID, 4, 2, noise_channel=True)
+    with pytest.raises(AtomlocInputError, match="noise_channel: is a restorer's option"):
+        TrainSpec(architecture=ATOMID, noise_channel=True).check()
+
+
+def test_range_losses_weigh_each_image_by_its_target_range():
     import torch
 
     from atomloc.learn.spec import TrainSpec
@@ -156,6 +220,13 @@ def test_range_mse_weighs_each_image_by_its_target_range():
     assert float(restorer_loss(pred, target)) == pytest.approx(float(mse.mean()))
     expected = (mse / torch.tensor([2.0, 0.5, RANGE_FLOOR]) ** 2).mean()
     assert float(restorer_loss(pred, target, "range_mse")) == pytest.approx(float(expected))
+    # psnr: minus the images' mean PSNR, each with its target's range (floored), as image_quality scores it
+    from skimage.metrics import peak_signal_noise_ratio
+
+    psnr = [peak_signal_noise_ratio(t[0].numpy(), p[0].numpy(), data_range=float(np.ptp(t[0].numpy())))
+            for p, t in zip(pred[:2], target[:2])]
+    psnr.append(10 * np.log10(RANGE_FLOOR ** 2 / 0.0025))
+    assert float(restorer_loss(pred, target, "psnr")) == pytest.approx(-np.mean(psnr), rel=1e-5)
     with pytest.raises(AtomlocInputError, match="restorer_loss: must be one of"):
         TrainSpec(architecture="restorer", target="no_noise", restorer_loss="l1").check()
 

@@ -28,13 +28,21 @@ from atomloc.simulate.library import peak_map
 
 @dataclass
 class TrainingSet:
-    """Images (n, H, W) float32 (normalised), target maps (n, H, W), spacing (n,) px, positions list."""
+    """Images (n, H, W) float32 (normalised), target maps (n, H, W), spacing (n,) px, positions list,
+    source per image; :meth:`noise_levels` for a ``noise_channel`` restorer."""
 
     images: np.ndarray
     targets: np.ndarray
     spacing_px: np.ndarray
     positions: list
     source: np.ndarray
+
+    def noise_levels(self) -> np.ndarray:
+        """Each image's :func:`atomloc.locate.nets.models.noise_level` (n,) float32 (the images are
+        normalised already; the level is that of the raw image)."""
+        from atomloc.locate.nets.models import noise_level
+
+        return np.array([noise_level(im) for im in self.images], dtype=np.float32)
 
     def __len__(self):
         return len(self.images)

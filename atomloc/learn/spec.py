@@ -12,7 +12,7 @@ from atomloc.locate.nets import ATOMID, NETWORKS, RESTORATION_TARGETS, RESTORER
 TARGETS = ("confidence", "gaussian_mask", "circular_mask")
 """Label maps a locator learns."""
 
-RESTORER_LOSSES = ("mse", "range_mse")
+RESTORER_LOSSES = ("mse", "range_mse", "psnr")
 """A restorer's losses (:attr:`TrainSpec.restorer_loss`)."""
 
 RESTORE_TARGETS = tuple(RESTORATION_TARGETS.values())
@@ -63,7 +63,14 @@ class TrainSpec(FromMapping):
         error divided by its target's squared peak-to-peak range, floored at
         :data:`atomloc.learn.train.RANGE_FLOOR`: the quantity PSNR measures, so a
         low-dose image, whose target spans a small part of the normalised range,
-        weighs as much as a bright one).
+        weighs as much as a bright one) or ``psnr`` (minus the images' mean PSNR
+        in dB with that range: each image's relative error on a log scale, so the
+        worst images do not drown the rest).
+    noise_channel : bool
+        A restorer's second input channel: the image's noise level
+        (:func:`atomloc.locate.nets.models.noise_level`), FFDNet's noise-level map.
+    gated : bool
+        A restorer's gated residual head (:class:`atomloc.locate.nets.models.UNet`).
     series_repeat : int
         Each training tile cut from a labelled series is drawn this many times
         per epoch (the library images once): weights the data that look like
@@ -89,6 +96,8 @@ class TrainSpec(FromMapping):
     gaussian_mask_fwhm_A: float = 0.5
     min_confidence: float = 0.3
     restorer_loss: str = "mse"
+    noise_channel: bool = False
+    gated: bool = False
     series_repeat: int = 1
     seed: int = 0
 
@@ -116,3 +125,8 @@ class TrainSpec(FromMapping):
             bad("min_confidence", "must be in [0, 1]")
         if self.restorer_loss not in RESTORER_LOSSES:
             bad("restorer_loss", f"must be one of {RESTORER_LOSSES}")
+        for key in ("noise_channel", "gated"):
+            if not isinstance(getattr(self, key), bool):
+                bad(key, "must be true or false")
+            if getattr(self, key) and self.architecture != RESTORER:
+                bad(key, f"is a restorer's option, not {self.architecture}'s")

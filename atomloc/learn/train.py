@@ -30,18 +30,34 @@ RANGE_FLOOR = 0.1
 without columns would otherwise weigh without bound)."""
 
 
+PSNR_EPS = 1e-10
+"""Added to each image's relative squared error in the ``psnr`` loss (caps its PSNR at 100 dB)."""
+
+
 def restorer_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
     """A restorer's loss over a batch (n, 1, H, W) (:attr:`TrainSpec.restorer_loss`).
 
     ``mse``: the mean squared error; ``range_mse``: the mean over the images of
-    each one's mean squared error over ``max(ptp(target), RANGE_FLOOR)**2``.
+    each one's mean squared error over ``max(ptp(target), RANGE_FLOOR)**2``;
+    ``psnr``: minus the mean over the images of their PSNR in dB with that range
+    (``-10 log10(range**2 / mse)``, the mean of :func:`restoration_psnr`).
     """
     err = ((pred - target) ** 2).flatten(1).mean(dim=1)
     if kind == "mse":
         return err.mean()
     flat = target.flatten(1)
     span = torch.clamp(flat.amax(dim=1) - flat.amin(dim=1), min=RANGE_FLOOR)
+    if kind == "psnr":
+        return (10.0 * torch.log10(err / span ** 2 + PSNR_EPS)).mean()
     return (err / span ** 2).mean()
+
+
+def with_noise_channel(x: torch.Tensor, levels: torch.Tensor | None) -> torch.Tensor:
+    """``x`` (n, 1, H, W) with each image's noise level (n,) appended as a constant second channel
+    (:func:`atomloc.locate.nets.models.predict` does the same); ``x`` itself where ``levels`` is None."""
+    if levels is None:
+        return x
+    return torch.cat([x, levels.to(x).view(-1, 1, 1, 1).expand_as(x)], dim=1)
 
 
 def _loss(model, spec, x, y, s):
@@ -92,7 +108,9 @@ def train_model(data: TrainingSet, spec: TrainSpec, device: str | None = None, p
     n_val, n_train = len(val_idx), len(np.unique(train_idx))
     val = TrainingSet(data.images[val_idx], data.targets[val_idx], data.spacing_px[val_idx],
                       [data.positions[i] for i in val_idx], data.source[val_idx])
-    model = build_model(spec.architecture, spec.base_channels, spec.depth).to(dev)
+    model = build_model(spec.architecture, spec.base_channels, spec.depth, noise_channel=spec.noise_channel,
+                        gated=spec.gated).to(dev)
+    levels = torch.from_numpy(data.noise_levels()) if spec.noise_channel else None
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=spec.lr_step_epochs, gamma=spec.lr_gamma)
     x_all = torch.from_numpy(data.images).unsqueeze(1)
@@ -110,6 +128,7 @@ def train_model(data: TrainingSet, spec: TrainSpec, device: str | None = None, p
             if len(idx) < 2:  # batch norm needs two images
                 continue
             x, y = _augment(x_all[idx], y_all[idx], gen)
+            x = with_noise_channel(x, None if levels is None else levels[idx])
             loss = _loss(model, spec, x.to(dev), y.to(dev), s_all[idx].to(dev))
             opt.zero_grad()
             loss.backward()
@@ -119,7 +138,9 @@ def train_model(data: TrainingSet, spec: TrainSpec, device: str | None = None, p
         sched.step()
         model.eval()
         with torch.no_grad():
-            val_loss = float(_loss(model, spec, torch.from_numpy(val.images).unsqueeze(1).to(dev),
+            val_x = with_noise_channel(torch.from_numpy(val.images).unsqueeze(1),
+                                       None if levels is None else levels[torch.from_numpy(val_idx)])
+            val_loss = float(_loss(model, spec, val_x.to(dev),
                                    torch.from_numpy(val.targets).unsqueeze(1).to(dev),
                                    torch.from_numpy(val.spacing_px).to(dev))) if len(val) else float("nan")
         val_f1 = validation_f1(model, val, spec) if len(val) else float("nan")

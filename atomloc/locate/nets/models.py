@@ -8,7 +8,9 @@
   trained with ``L = 1/(2N) sum_i (lambda ||f(X_i) - Y_i||^2 + (g(X_i) - s_i)^2)``.
 * ``restorer``: the same U-Net with a linear residual head (output = input +
   1x1 conv of the last features; DnCNN's residual learning), trained with the
-  mean squared error against a restoration target in the input's normalised units.
+  mean squared error against a restoration target in the input's normalised units;
+  optionally told the image's noise level in a second input channel (FFDNet) and
+  with a per-pixel gate on the input it adds to (``noise_channel``, ``gated``).
 
 Images enter the networks normalised by :func:`normalise_input` (0.5th and
 99.5th percentiles to 0 and 1), so the counts scale of a detector does not
@@ -81,19 +83,44 @@ class UNet(nn.Module):
     residual : bool
         Linear residual head (restoration: input + 1x1 conv of the features)
         instead of the sigmoid map; the weights are the same either way.
+    noise_channel : bool
+        A second input channel holding the image's noise level (:func:`noise_level`,
+        constant over the image), FFDNet's noise-level map [1]_: the network is told how
+        noisy its input is instead of guessing it from the texture.  :func:`predict`
+        computes and appends it.
+    gated : bool
+        With ``residual``: the output is ``g * input + head`` with a per-pixel gate
+        ``g = sigmoid(1x1 conv of the features)`` (started near 1: the residual head),
+        so where the input is mostly noise the network can predict the image outright
+        instead of the noise to subtract.
+
+    References
+    ----------
+    .. [1] K. Zhang, W. Zuo, L. Zhang, "FFDNet: toward a fast and flexible solution for CNN-based
+       image denoising", IEEE Trans. Image Process. 27, 4608 (2018).
     """
 
     def __init__(self, base_channels: int = 8, depth: int = 3, spacing_branch: bool = False,
-                 residual: bool = False):
+                 residual: bool = False, noise_channel: bool = False, gated: bool = False):
         super().__init__()
+        if gated and not residual:
+            raise AtomlocInputError("a gated head needs the residual (restorer) head")
         self.depth = depth
         self.residual = residual
+        self.noise_channel = noise_channel
+        self.gated = gated
         chans = [base_channels * 2 ** k for k in range(depth + 1)]
-        self.down = nn.ModuleList([_block(1, chans[0])] + [_block(chans[k - 1], chans[k]) for k in range(1, depth)])
+        c_in = 2 if noise_channel else 1
+        self.down = nn.ModuleList([_block(c_in, chans[0])] +
+                                  [_block(chans[k - 1], chans[k]) for k in range(1, depth)])
         self.bottleneck = _block(chans[depth - 1], chans[depth])
         self.up = nn.ModuleList([nn.Conv2d(chans[k + 1], chans[k], 3, padding=1) for k in reversed(range(depth))])
         self.dec = nn.ModuleList([_block(2 * chans[k], chans[k]) for k in reversed(range(depth))])
         self.head = nn.Conv2d(chans[0], 1, 1)
+        self.gate = nn.Conv2d(chans[0], 1, 1) if gated else None
+        if gated:
+            nn.init.zeros_(self.gate.weight)
+            nn.init.constant_(self.gate.bias, 3.0)  # sigmoid(3) = 0.95: starts as the residual head
         self.spacing = (nn.Sequential(nn.Linear(chans[depth], 32), nn.ReLU(inplace=True), nn.Linear(32, 1))
                         if spacing_branch else None)
 
@@ -112,12 +139,16 @@ class UNet(nn.Module):
             x = up(F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False))
             x = dec(torch.cat([x, skip], dim=1))
         if x.dtype != inp.dtype:  # under bfloat16 autocast (predict's precision): the head and outputs in float32
+            x = x.to(inp.dtype)
             with torch.autocast(x.device.type, enabled=False):
-                out, bottom = self.head(x.to(inp.dtype)), bottom.to(inp.dtype)
+                out, bottom = self.head(x), bottom.to(inp.dtype)
+                gate = None if self.gate is None else torch.sigmoid(self.gate(x))
         else:
             out = self.head(x)
+            gate = None if self.gate is None else torch.sigmoid(self.gate(x))
         if self.residual:
-            return inp + out, bottom
+            image = inp[:, :1]
+            return (image if gate is None else gate * image) + out, bottom
         return torch.sigmoid(out), bottom
 
     def spacing_from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -168,12 +199,28 @@ def fold_batch_norm(model: UNet) -> UNet:
     return folded
 
 
-def build_model(architecture: str, base_channels: int = 8, depth: int = 3) -> UNet:
-    """A fresh model of ``architecture`` (one of :data:`atomloc.locate.nets.NETWORKS`)."""
+def build_model(architecture: str, base_channels: int = 8, depth: int = 3, *, noise_channel: bool = False,
+                gated: bool = False) -> UNet:
+    """A fresh model of ``architecture`` (one of :data:`atomloc.locate.nets.NETWORKS`);
+    ``noise_channel`` and ``gated`` (:class:`UNet`) for a restorer only."""
     if architecture not in NETWORKS:
         raise AtomlocInputError(f"architecture {architecture!r} unknown; expected one of {NETWORKS}")
+    if (noise_channel or gated) and architecture != RESTORER:
+        raise AtomlocInputError(f"architecture {architecture!r}: noise_channel and gated are a restorer's options")
     return UNet(base_channels=base_channels, depth=depth, spacing_branch=architecture == ATOMID,
-                residual=architecture == RESTORER)
+                residual=architecture == RESTORER, noise_channel=noise_channel, gated=gated)
+
+
+def noise_level(image: np.ndarray) -> float:
+    """The noise level a ``noise_channel`` network is given: the white noise's standard deviation
+    (:func:`atomloc.locate.noise.noise_sigma`) in the normalised units of :func:`normalise_input`.
+
+    Both are affine-equivariant, so the level of a normalised image is that of the raw one.
+    """
+    from atomloc.locate.noise import noise_sigma
+
+    image = np.asarray(image, dtype=np.float64)
+    return float(noise_sigma(image) / input_scaling(image)[1])
 
 
 def chi_square_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -207,6 +254,7 @@ def atomid_loss(conf: torch.Tensor, spacing: torch.Tensor, conf_target: torch.Te
 def save_checkpoint(path: str | os.PathLike, model: UNet, architecture: str, meta: dict) -> None:
     """Write the state dict to ``path`` and a JSON sidecar (architecture, training, metrics), atomically."""
     arch = {"name": architecture, "base_channels": model.down[0][0].out_channels, "depth": model.depth}
+    arch.update({k: True for k in ("noise_channel", "gated") if getattr(model, k, False)})
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     # torch.save names the zip's top folder after the file; through a buffer it is always
     # "archive", so the same weights give the same bytes whatever the (temporary) file name
@@ -284,6 +332,9 @@ def read_sidecar(path: str | os.PathLike) -> dict:
         value = arch.get(key)
         if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024):
             raise bad(f"architecture.{key}={value!r}, expected an integer in [1, 1024]")
+    for key in ("noise_channel", "gated"):
+        if key in arch and not isinstance(arch[key], bool):
+            raise bad(f"architecture.{key}={arch[key]!r}, expected true or false")
     for section, fields in _SIDECAR_FIELDS.items():
         if section not in meta:
             continue
@@ -363,7 +414,11 @@ def load_checkpoint(path: str | os.PathLike, architecture: str, device: str | to
     arch = meta["architecture"]
     if arch["name"] != architecture:
         raise AtomlocInputError(f"{path}: checkpoint of a {arch['name']!r} model, but {architecture!r} was asked for")
-    model = build_model(architecture, arch["base_channels"], arch["depth"])
+    try:
+        model = build_model(architecture, arch["base_channels"], arch["depth"],
+                            noise_channel=arch.get("noise_channel", False), gated=arch.get("gated", False))
+    except AtomlocInputError as exc:
+        raise AtomlocInputError(f"{side}: {exc}") from None
     state = _read_weights(path)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -502,7 +557,10 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
     n, h, w = images.shape
     hp, wp = math.ceil(h / mult) * mult, math.ceil(w / mult) * mult
     x = np.stack([normalise_input(im) for im in images])
-    x = np.pad(x, ((0, 0), (0, hp - h), (0, wp - w)), mode="reflect" if min(h, w) > 1 else "edge")
+    x = np.pad(x, ((0, 0), (0, hp - h), (0, wp - w)), mode="reflect" if min(h, w) > 1 else "edge")[:, None]
+    if model.noise_channel:  # FFDNet's noise-level map, one level per image (not per tile)
+        levels = np.array([noise_level(im) for im in images], dtype=np.float32)
+        x = np.concatenate([x, np.broadcast_to(levels[:, None, None, None], x.shape)], axis=1)
     tile = max(mult, (max_tile_px // mult) * mult)
     margin = math.ceil(margin_px / mult) * mult
     rows, cols = _tiles(hp, tile, margin, mult), _tiles(wp, tile, margin, mult)
@@ -511,7 +569,7 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
     spacing = []
     bf16 = use_bf16(model, dev, precision)
     for i0 in range(0, n, batch_size):
-        batch = torch.from_numpy(x[i0:i0 + batch_size]).unsqueeze(1).to(dev, memory_format=torch.channels_last)
+        batch = torch.from_numpy(np.ascontiguousarray(x[i0:i0 + batch_size])).to(dev, memory_format=torch.channels_last)
         feat_sum = 0.0
         for ty, oy0, oy1 in rows:
             for tx, ox0, ox1 in cols:
