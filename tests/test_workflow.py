@@ -554,3 +554,28 @@ def test_bad_config_fails_the_dry_run_in_a_few_lines(bad_config_runs, case, chan
             and not line.startswith(("Config file", "Using workflow specific profile", "  File "))]
     assert len(ours) <= 2, ours
     assert not (bad_config_repo / "results").exists()
+
+
+def test_release_commit_sees_uncommitted_code_from_a_rule_script_path(tmp_path):
+    """The sidecar's ``uncommitted_changes``: a rule's script dir is ``workflow/rules/../scripts``; code
+    changes count, the shipped models do not."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_common", REPO / "workflow" / "scripts" / "_common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    for d in ("atomloc/models", "workflow/rules", "workflow/scripts"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "atomloc" / "x.py").write_text("a = 1\n")
+    (tmp_path / "atomloc" / "models" / "m.json").write_text("{}\n")
+    git = {"cwd": tmp_path, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **git)
+    subprocess.run(["git", "add", "."], **git)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"], **git)
+    scriptdir = tmp_path / "workflow" / "rules" / ".." / "scripts"
+    assert common.release_commit(scriptdir)["uncommitted_changes"] is False
+    (tmp_path / "atomloc" / "models" / "m.json").write_text('{"new": 1}\n')
+    assert common.release_commit(scriptdir)["uncommitted_changes"] is False
+    (tmp_path / "atomloc" / "x.py").write_text("a = 2\n")
+    info = common.release_commit(scriptdir)
+    assert info["uncommitted_changes"] is True and len(info["commit"]) == 40

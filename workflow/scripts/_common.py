@@ -53,10 +53,12 @@ def release_commit(scriptdir) -> dict:
     import subprocess
 
     try:
-        git = {"capture_output": True, "text": True, "check": True, "cwd": Path(scriptdir).parents[1]}
+        # resolved: a rule's script path holds "rules/../scripts", whose parents[1] would be workflow/rules;
+        # pathspecs from the top of the repository, wherever git runs
+        git = {"capture_output": True, "text": True, "check": True, "cwd": Path(scriptdir).resolve().parents[1]}
         commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "atomloc",
-                                     "workflow", ":(exclude)atomloc/models"], **git).stdout.strip())
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)atomloc",
+                                     ":(top)workflow", ":(top,exclude)atomloc/models"], **git).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", None
     return {"commit": commit, "uncommitted_changes": dirty}
