@@ -373,3 +373,34 @@ def test_learned_restore_maps_the_network_units_back_to_the_image(tmp_path, name
         assert abs(out.mean() - expected) < 0.02 * image.mean()
     with pytest.raises(AtomlocInputError, match="restorer, but"):
         learned_restore(image, "superres", spacing, model=str(path))
+
+
+@pytest.mark.parametrize("spacing,before", [(2.5, True), (10.0, False), (40.0, False)])
+def test_a_noise_channel_restorer_is_told_the_noise_of_the_image_it_was_given(tmp_path, monkeypatch, spacing,
+                                                                              before):
+    """Up-sampled into the band (x 2), the image's noise is no longer white and noise_level would read
+    about a tenth of it: the network gets the level of the image before; otherwise the one it sees."""
+    from atomloc.locate.nets import RESTORER, models
+    from atomloc.locate.restore import learned_restore
+
+    net = models.build_model(RESTORER, 4, 2, noise_channel=True, gated=True)
+    path = tmp_path / "denoise.pt"
+    models.save_checkpoint(path, net, RESTORER,
+                           {"restoration": "denoise", "library": {"spacing_px_range": [5.0, 16.0]}})
+    image = np.random.default_rng(3).normal(100.0, 5.0, (96, 96))
+    seen = {}
+    real_predict = models.predict
+
+    def spy(model, images, **kwargs):
+        levels = kwargs.get("noise_levels")
+        seen["level"] = models.noise_level(images) if levels is None else float(levels[0])
+        seen["shape"] = np.shape(images)
+        return real_predict(model, images, **kwargs)
+
+    monkeypatch.setattr(models, "predict", spy)
+    out = learned_restore(image, "denoise", spacing, model=str(path))
+    assert out.shape == image.shape
+    assert (seen["shape"][0] > 96) == (spacing < 5.0)
+    if before:
+        assert seen["level"] == pytest.approx(models.noise_level(image), rel=1e-6)
+    assert seen["level"] == pytest.approx(models.noise_level(image), rel=0.3)

@@ -40,7 +40,8 @@ def restorer_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -
     ``mse``: the mean squared error; ``range_mse``: the mean over the images of
     each one's mean squared error over ``max(ptp(target), RANGE_FLOOR)**2``;
     ``psnr``: minus the mean over the images of their PSNR in dB with that range
-    (``-10 log10(range**2 / mse)``, the mean of :func:`restoration_psnr`).
+    (``-10 log10(range**2 / mse)``; :func:`restoration_psnr` scores the same but with
+    the unfloored range, and on another library in the shipped sidecars).
     """
     err = ((pred - target) ** 2).flatten(1).mean(dim=1)
     if kind == "mse":

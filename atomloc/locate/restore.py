@@ -143,7 +143,7 @@ def learned_restore(image: np.ndarray, restoration: str, spacing_px=AUTO, *, mod
     from skimage.transform import resize
 
     from atomloc.core.image import resample
-    from atomloc.locate.nets.models import input_scaling, predict
+    from atomloc.locate.nets.models import input_scaling, noise_level, predict
 
     if restoration not in LEARNED_RESTORATIONS:
         raise AtomlocInputError(f"restoration {restoration!r}: expected one of {', '.join(LEARNED_RESTORATIONS)}")
@@ -152,7 +152,10 @@ def learned_restore(image: np.ndarray, restoration: str, spacing_px=AUTO, *, mod
     factor = network_scale(image, spacing_px, meta, rescale)
     scaled = image if factor == 1.0 else resample(image, factor)[0]
     lo, scale = input_scaling(scaled)
-    out, _ = predict(net, scaled, max_tile_px=max_tile_px, tta=bool(tta))
+    # up-sampling leaves little noise at high frequencies, where noise_level looks: the network is told the
+    # level of the image it was given (measured after down-sampling, which keeps the noise white)
+    levels = [noise_level(image)] if getattr(net, "noise_channel", False) and factor > 1.0 else None
+    out, _ = predict(net, scaled, max_tile_px=max_tile_px, tta=bool(tta), noise_levels=levels)
     out = out[0].astype(np.float64) * scale + target_shift(RESTORATION_TARGETS[restoration], lo)
     if out.shape != image.shape:
         out = resize(out, image.shape, order=1, mode="reflect", anti_aliasing=False, preserve_range=True)

@@ -126,7 +126,8 @@ class UNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map (N, 1, H, W) in [0, 1] after sigmoid (restorer: the restored input), and the bottleneck
-        features (N, C, H/2**d, W/2**d)."""
+        features (N, C, H/2**d, W/2**d), from the input (N, 1, H, W) (``noise_channel``: (N, 2, H, W),
+        the image and its noise level)."""
         inp = x
         skips = []
         for block in self.down:
@@ -300,7 +301,8 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     Returns
     -------
     dict
-        ``architecture`` (``name``, ``base_channels``, ``depth``) and whatever
+        ``architecture`` (``name``, ``base_channels``, ``depth``; a restorer's
+        ``noise_channel`` and ``gated``, booleans, where present) and whatever
         else the training recorded; the values the locators read
         (``library.spacing_px_range`` in px, ``inference.spacing_px`` in px,
         ``inference.noise_gate``, ``operating_point.min_confidence`` and
@@ -511,7 +513,7 @@ def use_bf16(model: UNet, device: str | torch.device, precision: str) -> bool:
 @torch.no_grad()
 def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px: int = 96, batch_size: int = 4,
             device: str | torch.device | None = None, tta: bool = False,
-            precision: str = "fp32") -> tuple[np.ndarray, np.ndarray | None]:
+            precision: str = "fp32", noise_levels=None) -> tuple[np.ndarray, np.ndarray | None]:
     """Run a model on images of any size.
 
     Each image is normalised (:func:`normalise_input`) and reflect-padded to a
@@ -531,6 +533,11 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
         and mirror images of each tile (D4), each mapped back to the input grid
         (:func:`_d4_forward`); 8x the network time.  The spacing branch then
         reads the mean of the mapped-back bottleneck features.
+    noise_levels : sequence of float, optional
+        A ``noise_channel`` model's input noise level per image (default: :func:`noise_level` of
+        each image; an up-sampled image needs the level of the image before, since its noise is
+        no longer white: :func:`atomloc.locate.restore.learned_restore`).  Images of a
+        ``noise_channel`` model must be at least 8 x 8 px.
     precision : str
         :data:`atomloc.locate.nets.PRECISIONS`.  On a CPU with native bfloat16 ``bf16`` halves the
         network's time (AtomID-net on a 1024² frame, 2 cores: 0.79 -> 0.40 s);
@@ -559,7 +566,8 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
     x = np.stack([normalise_input(im) for im in images])
     x = np.pad(x, ((0, 0), (0, hp - h), (0, wp - w)), mode="reflect" if min(h, w) > 1 else "edge")[:, None]
     if model.noise_channel:  # FFDNet's noise-level map, one level per image (not per tile)
-        levels = np.array([noise_level(im) for im in images], dtype=np.float32)
+        levels = np.array([noise_level(im) for im in images] if noise_levels is None else noise_levels,
+                          dtype=np.float32).reshape(n)
         x = np.concatenate([x, np.broadcast_to(levels[:, None, None, None], x.shape)], axis=1)
     tile = max(mult, (max_tile_px // mult) * mult)
     margin = math.ceil(margin_px / mult) * mult
