@@ -162,9 +162,16 @@ def test_noise_channel_gated_restorer_round_trips_and_tiles(tmp_path):
     import torch
 
     from atomloc.learn.spec import TrainSpec
-    from atomloc.learn.train import with_noise_channel
     from atomloc.locate.nets import ATOMID, RESTORER
-    from atomloc.locate.nets.models import build_model, load_checkpoint, noise_level, predict, save_checkpoint
+    from atomloc.locate.nets.models import (
+        build_model,
+        load_checkpoint,
+        noise_level,
+        normalise_input,
+        predict,
+        save_checkpoint,
+        with_noise_channel,
+    )
 
     torch.manual_seed(0)
     net = build_model(RESTORER, 4, 2, noise_channel=True, gated=True).eval()
@@ -181,7 +188,6 @@ def test_noise_channel_gated_restorer_round_trips_and_tiles(tmp_path):
     assert both.shape == (2, 2, 8, 8) and float(both[1, 1, 3, 5]) == pytest.approx(0.3)
     assert with_noise_channel(x, None) is x
     # the level is an input: another level, another output
-    from atomloc.locate.nets.models import normalise_input
     inp = torch.from_numpy(normalise_input(image[:88, :96]))[None, None]
     with torch.no_grad():
         a = net(with_noise_channel(inp, torch.tensor([noise_level(image[:88, :96])])))

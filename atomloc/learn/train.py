@@ -23,7 +23,14 @@ from atomloc.learn.data import TrainingSet, _augment, split_indices
 from atomloc.learn.spec import TrainSpec
 from atomloc.locate.nets import ATOMID, RESTORER
 from atomloc.locate.nets.heads import nms_head, otsu_centroid_head
-from atomloc.locate.nets.models import atomid_loss, build_model, chi_square_loss, pick_device, predict
+from atomloc.locate.nets.models import (
+    atomid_loss,
+    build_model,
+    chi_square_loss,
+    pick_device,
+    predict,
+    with_noise_channel,
+)
 
 RANGE_FLOOR = 0.1
 """Floor of a target's peak-to-peak range in ``range_mse`` (normalised units; an image
@@ -51,14 +58,6 @@ def restorer_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -
     if kind == "psnr":
         return (10.0 * torch.log10(err / span ** 2 + PSNR_EPS)).mean()
     return (err / span ** 2).mean()
-
-
-def with_noise_channel(x: torch.Tensor, levels: torch.Tensor | None) -> torch.Tensor:
-    """``x`` (n, 1, H, W) with each image's noise level (n,) appended as a constant second channel
-    (:func:`atomloc.locate.nets.models.predict` does the same); ``x`` itself where ``levels`` is None."""
-    if levels is None:
-        return x
-    return torch.cat([x, levels.to(x).view(-1, 1, 1, 1).expand_as(x)], dim=1)
 
 
 def _loss(model, spec, x, y, s):

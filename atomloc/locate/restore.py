@@ -154,7 +154,7 @@ def learned_restore(image: np.ndarray, restoration: str, spacing_px=AUTO, *, mod
     lo, scale = input_scaling(scaled)
     # up-sampling leaves little noise at high frequencies, where noise_level looks: the network is told the
     # level of the image it was given (measured after down-sampling, which keeps the noise white)
-    levels = [noise_level(image)] if getattr(net, "noise_channel", False) and factor > 1.0 else None
+    levels = [noise_level(image)] if net.noise_channel and factor > 1.0 else None
     out, _ = predict(net, scaled, max_tile_px=max_tile_px, tta=bool(tta), noise_levels=levels)
     out = out[0].astype(np.float64) * scale + target_shift(RESTORATION_TARGETS[restoration], lo)
     if out.shape != image.shape:

@@ -140,17 +140,19 @@ class UNet(nn.Module):
             x = up(F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False))
             x = dec(torch.cat([x, skip], dim=1))
         if x.dtype != inp.dtype:  # under bfloat16 autocast (predict's precision): the head and outputs in float32
-            x = x.to(inp.dtype)
+            x, bottom = x.to(inp.dtype), bottom.to(inp.dtype)
             with torch.autocast(x.device.type, enabled=False):
-                out, bottom = self.head(x), bottom.to(inp.dtype)
-                gate = None if self.gate is None else torch.sigmoid(self.gate(x))
+                out, gate = self._heads(x)
         else:
-            out = self.head(x)
-            gate = None if self.gate is None else torch.sigmoid(self.gate(x))
+            out, gate = self._heads(x)
         if self.residual:
             image = inp[:, :1]
             return (image if gate is None else gate * image) + out, bottom
         return torch.sigmoid(out), bottom
+
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The 1x1 head and, for a gated model, the sigmoid gate, of the last features."""
+        return self.head(x), (None if self.gate is None else torch.sigmoid(self.gate(x)))
 
     def spacing_from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """Spacing in pixels (N,) from globally averaged bottleneck features (N, C)."""
@@ -224,6 +226,15 @@ def noise_level(image: np.ndarray) -> float:
     return float(noise_sigma(image) / input_scaling(image)[1])
 
 
+def with_noise_channel(x: torch.Tensor, levels: torch.Tensor | None) -> torch.Tensor:
+    """``x`` (n, 1, H, W) with each image's noise level (n,) appended as a constant second channel, the
+    input of a ``noise_channel`` model (:func:`predict`, the training loop); ``x`` itself where ``levels``
+    is None."""
+    if levels is None:
+        return x
+    return torch.cat([x, levels.to(x).view(-1, 1, 1, 1).expand_as(x)], dim=1)
+
+
 def chi_square_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """AtomSegNet's modified chi-square ``sum (I - I_gt)^2 / (I_gt + max(I_gt) / 10)``, averaged over images.
 
@@ -255,7 +266,7 @@ def atomid_loss(conf: torch.Tensor, spacing: torch.Tensor, conf_target: torch.Te
 def save_checkpoint(path: str | os.PathLike, model: UNet, architecture: str, meta: dict) -> None:
     """Write the state dict to ``path`` and a JSON sidecar (architecture, training, metrics), atomically."""
     arch = {"name": architecture, "base_channels": model.down[0][0].out_channels, "depth": model.depth}
-    arch.update({k: True for k in ("noise_channel", "gated") if getattr(model, k, False)})
+    arch.update({k: True for k in ("noise_channel", "gated") if getattr(model, k)})
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     # torch.save names the zip's top folder after the file; through a buffer it is always
     # "archive", so the same weights give the same bytes whatever the (temporary) file name
@@ -564,11 +575,11 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
     n, h, w = images.shape
     hp, wp = math.ceil(h / mult) * mult, math.ceil(w / mult) * mult
     x = np.stack([normalise_input(im) for im in images])
-    x = np.pad(x, ((0, 0), (0, hp - h), (0, wp - w)), mode="reflect" if min(h, w) > 1 else "edge")[:, None]
+    x = np.pad(x, ((0, 0), (0, hp - h), (0, wp - w)), mode="reflect" if min(h, w) > 1 else "edge")
+    levels = None
     if model.noise_channel:  # FFDNet's noise-level map, one level per image (not per tile)
-        levels = np.array([noise_level(im) for im in images] if noise_levels is None else noise_levels,
-                          dtype=np.float32).reshape(n)
-        x = np.concatenate([x, np.broadcast_to(levels[:, None, None, None], x.shape)], axis=1)
+        levels = torch.tensor([noise_level(im) for im in images] if noise_levels is None else noise_levels,
+                              dtype=torch.float32).reshape(n)
     tile = max(mult, (max_tile_px // mult) * mult)
     margin = math.ceil(margin_px / mult) * mult
     rows, cols = _tiles(hp, tile, margin, mult), _tiles(wp, tile, margin, mult)
@@ -577,7 +588,9 @@ def predict(model: UNet, images: np.ndarray, max_tile_px: int = 1024, margin_px:
     spacing = []
     bf16 = use_bf16(model, dev, precision)
     for i0 in range(0, n, batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(x[i0:i0 + batch_size])).to(dev, memory_format=torch.channels_last)
+        batch = with_noise_channel(torch.from_numpy(x[i0:i0 + batch_size]).unsqueeze(1),
+                                   None if levels is None else levels[i0:i0 + batch_size])
+        batch = batch.to(dev, memory_format=torch.channels_last)
         feat_sum = 0.0
         for ty, oy0, oy1 in rows:
             for tx, ox0, ox1 in cols:
