@@ -20,6 +20,7 @@ from atomloc.analysis.chemistry import (
     dose_reduction,
     edx_only_columns,
     field_chemistry,
+    field_maps,
     fuse_maps,
     haadf_sigma_px,
     lattice_edx_columns,
@@ -27,6 +28,7 @@ from atomloc.analysis.chemistry import (
     nrmse,
     pooled_fit,
     total_variation,
+    tune_fusion,
     tv_prox,
 )
 from atomloc.cli import main
@@ -131,6 +133,21 @@ def test_fusion_refuses_bad_input(field):
         fuse_maps(field["haadf"], -field["edx"], [42, 16, 75, 74])
     with pytest.raises(AtomlocInputError, match="lambda_tv"):
         fuse_maps(field["haadf"], field["edx"], [42, 16, 75, 74], lambda_tv=-1)
+
+
+def test_a_field_the_fusion_cannot_calibrate_is_left_out_not_fatal(field):
+    # contrast reversed: the HAADF falls where the EDX counts are (at a few counts per column the
+    # fitted scale falls below zero by chance in the same way)
+    dark = {**field, "haadf": field["haadf"].max() - field["haadf"]}
+    with pytest.raises(AtomlocInputError, match="fitted scale <= 0"):
+        fuse_maps(dark["haadf"], dark["edx"], [42, 16, 75, 74])
+    le, lt, grid = tune_fusion([dark], lambda_edx=[0.003, 0.3], lambda_tv=[0.03], n_iter=5)
+    assert np.isnan(le) and np.isnan(lt) and grid["nrmse"].isna().all() and len(grid) == 2
+    maps, seconds = field_maps(dark, blur_sigma_px=1.0, lambda_edx=0.003, lambda_tv=0.03, n_iter=5)
+    assert set(maps) == set(seconds) == {"raw", "blur"}
+    maps, _ = field_maps(field, blur_sigma_px=1.0, lambda_edx=0.003, lambda_tv=0.03, n_iter=5)
+    assert set(maps) == {"raw", "blur", "fused"}
+    assert np.isfinite(tune_fusion([field], lambda_edx=[0.003], lambda_tv=[0.03], n_iter=5)[0])
 
 
 def test_nrmse_is_scale_invariant():

@@ -1167,22 +1167,33 @@ def tune_grid(fields: Sequence[Mapping], maps_of, *, lambda_edx: Sequence[float]
               lambda_tv: Sequence[float]) -> tuple[float, float, pd.DataFrame]:
     """The (lambda_edx, lambda_tv) of a grid with the lowest mean NRMSE over the fields' elements (train split).
 
-    ``maps_of(field, lambda_edx=..., lambda_tv=...)`` returns a field's maps (n, H, W).
+    ``maps_of(field, lambda_edx=..., lambda_tv=...)`` returns a field's maps (n, H, W); a pair for which it
+    raises :class:`AtomlocInputError` on any field (e.g. :func:`fusion_model` finds no HAADF scale) scores NaN.
 
     Returns
     -------
     lambda_edx, lambda_tv : float
+        NaN when every pair failed.
     grid : DataFrame
         ``lambda_edx, lambda_tv, nrmse`` of every pair.
     """
     if not fields or not len(lambda_edx) or not len(lambda_tv):
         raise AtomlocInputError("tuning needs training fields and a grid of lambdas")
+
+    def error(f, le, lt):
+        try:
+            return _mean_nrmse(maps_of(f, lambda_edx=le, lambda_tv=lt), f["edx_truth"])
+        except AtomlocInputError:
+            return float("nan")
+
     rows = []
     for le in lambda_edx:
         for lt in lambda_tv:
-            errors = [_mean_nrmse(maps_of(f, lambda_edx=le, lambda_tv=lt), f["edx_truth"]) for f in fields]
+            errors = [error(f, le, lt) for f in fields]
             rows.append({"lambda_edx": float(le), "lambda_tv": float(lt), "nrmse": float(np.mean(errors))})
     grid = pd.DataFrame(rows)
+    if grid["nrmse"].isna().all():
+        return float("nan"), float("nan"), grid
     best = grid.loc[grid["nrmse"].idxmin()]
     return float(best["lambda_edx"]), float(best["lambda_tv"]), grid
 
@@ -1213,16 +1224,25 @@ def fuse_field(fld: Mapping, **fusion) -> FusionResult:
 def field_maps(fld: Mapping, *, blur_sigma_px: float, lambda_edx: float, lambda_tv: float,
                peer: Mapping[str, float] | None = None, **fusion) -> tuple[dict, dict]:
     """Every compared elemental map of one field (:data:`MAP_METHODS`; ``peer`` only when given: its
-    ``lambda_edx`` and ``lambda_tv``), and the seconds each took."""
+    ``lambda_edx`` and ``lambda_tv``), and the seconds each took.
+
+    ``fused`` is left out where the fusion cannot be calibrated on the field (:func:`fusion_model` raises:
+    at a few counts per column the EDX maps carry no sign of the columns the HAADF shows) or where the
+    lambdas are NaN (:func:`tune_grid`: it failed on every train field).
+    """
     import time
 
     maps, seconds = {"raw": np.asarray(fld["edx"], dtype=np.float64)}, {"raw": 0.0}
     t = time.perf_counter()
     maps["blur"] = blur_maps(fld["edx"], blur_sigma_px)
     seconds["blur"] = time.perf_counter() - t
-    t = time.perf_counter()
-    maps["fused"] = fuse_field(fld, lambda_edx=lambda_edx, lambda_tv=lambda_tv, **fusion).maps
-    seconds["fused"] = time.perf_counter() - t
+    if np.isfinite(lambda_edx) and np.isfinite(lambda_tv):
+        t = time.perf_counter()
+        try:
+            maps["fused"] = fuse_field(fld, lambda_edx=lambda_edx, lambda_tv=lambda_tv, **fusion).maps
+            seconds["fused"] = time.perf_counter() - t
+        except AtomlocInputError:
+            pass
     if peer:
         t = time.perf_counter()
         maps["peer"] = fusion_peer(fld["haadf"], fld["edx"], fld["elements"], **peer)
@@ -1452,7 +1472,8 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
     -------
     dict
         ``quality`` (per field, method, element), ``chemistry`` (per field and method),
-        ``tuning`` (the chosen parameters per level), ``seconds`` (per field and
+        ``tuning`` (the chosen parameters per level; ``fused_failed``: the test fields the fusion
+        found no HAADF scale on, left out of its rows), ``seconds`` (per field and
         method) DataFrames, and ``example``: ``{counts_per_pixel: (field, maps)}`` of the
         first test field of each level (for the figure).
     """
@@ -1493,7 +1514,7 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
         k_train = [float(spec0.edx_cross_section.get(e, 1.0)) for e in train[0]["elements"]]
         le, lt, grid = tune_fusion(train, lambda_edx=lambda_edx, lambda_tv=lambda_tv, k_factors=k_train, **fusion)
         tuned = {"counts_per_pixel": float(counts), "blur_sigma_px": sigma, "lambda_edx": le, "lambda_tv": lt,
-                 "train_nrmse": float(grid["nrmse"].min()), "n_train": len(train)}
+                 "train_nrmse": float(grid["nrmse"].min()), "n_train": len(train), "fused_failed": 0}
         if column_sigma is not None:
             tuned["column_sigma_px"] = column_sigma
         peer_lambdas = None
@@ -1512,6 +1533,10 @@ def chemistry_benchmark(dataset: Mapping, *, counts_per_pixel: Sequence[float], 
             k = [float(spec.edx_cross_section.get(e, 1.0)) for e in fld["elements"]]
             maps, secs = field_maps(fld, blur_sigma_px=sigma, lambda_edx=le, lambda_tv=lt, peer=peer_lambdas,
                                     k_factors=k, **fusion)
+            if "fused" not in maps:
+                tuned["fused_failed"] += 1
+                if log:
+                    log.warning("counts %.3g, test field %d: the fusion found no HAADF scale (left out)", counts, i)
             loc = located_columns(fld, with_groups=False)
             xy, spacing = loc["positions"], loc["spacing_px"]
             if column_sigma is not None:

@@ -38,16 +38,27 @@ for c in [c for c in maps if "/" in c]:
     md[c] = maps[c].map(lambda v: f"{v:.2f}")
 sec = seconds.groupby(["dataset", "method"])["seconds"].mean().rename("s_per_field").reset_index()
 md = md.merge(sec, on=["dataset", "method"], how="left")
-tune = "; ".join(f"{r.dataset} {r.counts_per_pixel:g}: blur {r.blur_sigma_px:g} px, λ_edx {r.lambda_edx:g}, "
-                 f"λ_tv {r.lambda_tv:g}" + (f", peer {r.peer_lambda_edx:g} / {r.peer_lambda_tv:g}"
-                                          if "peer_lambda_edx" in tuning else "")
+
+
+
+def fusion_text(r):
+    failed = int(getattr(r, "fused_failed", 0) or 0)
+    if not np.isfinite(r.lambda_edx):
+        return "fusion: no HAADF scale on the train fields, left out"
+    return f"λ_edx {r.lambda_edx:g}, λ_tv {r.lambda_tv:g}" + (
+        f" (no HAADF scale on {failed} test field{'s' if failed > 1 else ''}, left out)" if failed else "")
+
+
+tune = "; ".join(f"{r.dataset} {r.counts_per_pixel:g}: blur {r.blur_sigma_px:g} px, {fusion_text(r)}"
+                 + (f", peer {r.peer_lambda_edx:g} / {r.peer_lambda_tv:g}" if "peer_lambda_edx" in tuning else "")
                  + (f", column {r.column_sigma_px:g} px" if "column_sigma_px" in tuning else "")
                  for r in tuning.itertuples())
 write_table(next(tables), next(tables), maps, "Elemental maps: scale-invariant NRMSE, PSNR and SSIM against the truth",
             ["Test fields per count level (mean [95 % bootstrap interval]); counts_per_pixel: mean EDX counts per "
              "pixel of one atom per site of the first cation; truth: the noise-free EDX map without background.",
              "raw: the counts; blur: Gaussian blur, sigma tuned on the train fields; fused: atomloc's fusion "
-             "(HAADF + EDX, λ's tuned on the train fields); column: atomloc's column model (one Gaussian per column "
+             "(HAADF + EDX, λ's tuned on the train fields; left out of a field where the EDX counts are too few to "
+             "fit the HAADF's scale to them); column: atomloc's column model (one Gaussian per column "
              "located on the HAADF plus the columns only the EDX maps show, Poisson ML-EM amplitudes drawn toward "
              "the mean of their composition; the width tuned on the train fields); peer: the authors' "
              "multimodal-fusion, its lambdaEDS and lambdaTV tuned on the train fields (its other settings its "
