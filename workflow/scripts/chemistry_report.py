@@ -40,9 +40,8 @@ sec = seconds.groupby(["dataset", "method"])["seconds"].mean().rename("s_per_fie
 md = md.merge(sec, on=["dataset", "method"], how="left")
 
 
-
 def fusion_text(r):
-    failed = int(getattr(r, "fused_failed", 0) or 0)
+    failed = int(getattr(r, "fused_failed", 0))
     if not np.isfinite(r.lambda_edx):
         return "fusion: no HAADF scale on the train fields, left out"
     return f"λ_edx {r.lambda_edx:g}, λ_tv {r.lambda_tv:g}" + (
